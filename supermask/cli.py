@@ -1,0 +1,48 @@
+"""Command-line plumbing shared by every ``python -m supermask.<verb>``.
+
+Flags are generated from the fields of a config dataclass (name, type, default and
+help text), so the CLI and the config can never disagree. Bad input ends the program
+with one clear message and exit status 2, never a traceback.
+"""
+
+import argparse
+import dataclasses
+import sys
+import typing
+
+from supermask.errors import SupermaskError
+
+
+def add_config_arguments(parser, config_cls):
+    """Add one ``--flag`` per field of ``config_cls``."""
+    hints = typing.get_type_hints(config_cls)
+    group = parser.add_argument_group(f"hyperparameters ({config_cls.__name__})")
+    for f in dataclasses.fields(config_cls):
+        kind = hints[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        if f.default is not None:
+            help_text += f" (default: {f.default})"
+        if kind is bool:
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=f.default, help=help_text)
+        else:
+            group.add_argument(flag, dest=f.name, type=kind, default=f.default,
+                               metavar=f.name.upper(), help=help_text)
+
+
+def config_from_args(config_cls, args):
+    """Build ``config_cls`` from parsed arguments (its validation runs here)."""
+    return config_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)})
+
+
+def run_main(main_fn, argv=None):
+    """Call ``main_fn(argv)``; turn a ``SupermaskError`` into a message and exit status 2."""
+    try:
+        return main_fn(argv)
+    except SupermaskError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

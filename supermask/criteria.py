@@ -1,0 +1,232 @@
+"""Mask criteria: per-weight scores computed from a layer's initial and final weights.
+
+A criterion turns ``(w_init, w_final)`` for one layer (two arrays of the same shape,
+dense kernels ``(in, out)`` or conv kernels ``(kh, kw, cin, cout)``, in weight units)
+into a float64 score array of that shape. Pruning keeps the weights with the LARGEST
+scores (see ``supermask.pruning.prune``), so e.g. ``small_final`` is ``-|w_final|``.
+
+Semantics follow Zhou, Lan, Liu & Yosinski (2019), "Deconstructing Lottery Tickets",
+reference code github.com/uber-research/deconstructing-lottery-tickets, file
+``get_weight_init.py`` (function ``main``, one ``elif args.method == ...`` branch per
+criterion). Differences from that code are deliberate and documented per function:
+
+* Ties are broken deterministically by ``prune`` (lower flat index first), not randomly.
+* ``large_init_large_final`` / ``small_init_small_final``: the reference bisects for a
+  common percentile ``p`` and keeps weights above the ``p``-th percentile of BOTH
+  magnitudes (``bsearch_quadrant_threshold``). Ranking by the smaller of the two
+  within-layer ranks gives the same order and lets ``prune`` hit the count exactly.
+* Sign-aware criteria: the reference sets the score of excluded weights to 0 and ranks
+  as usual, so it keeps exactly the target count (no AND with a sign mask). We keep
+  that (exact counts, no -inf "never keep"), but place excluded weights strictly below
+  every included weight, ordered among themselves by the same base score. For
+  ``large_final_*`` this only differs from the reference in the order of the excluded
+  weights (reference: all tied at 0, broken at random). For ``magnitude_increase_*``
+  the reference's 0 ranks excluded weights ABOVE included weights that shrank
+  (negative base score); we rank them below, which is the criterion's stated intent.
+
+Every criterion has the signature ``fn(w_init, w_final, rng, mask=None)``. ``rng`` (a
+``numpy.random.Generator``) is used by ``random`` only. ``mask`` (bool, same shape,
+True = still unpruned) is used only by the rank-based joint criteria, which rank among
+unpruned weights like the reference does; other criteria ignore it.
+"""
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from supermask.errors import ConfigError
+
+Weights = dict[str, np.ndarray]
+Criterion = Callable[..., np.ndarray]
+
+
+def _abs(x: np.ndarray) -> np.ndarray:
+    return np.abs(np.asarray(x, dtype=np.float64))
+
+
+def large_final(w_init, w_final, rng=None, mask=None) -> np.ndarray:
+    """Score ``|w_final|`` (float64, same shape): keep large final magnitudes (LT default)."""
+    return _abs(w_final)
+
+
+def small_final(w_init, w_final, rng=None, mask=None) -> np.ndarray:
+    """Score ``-|w_final|`` (float64, same shape): keep small final magnitudes."""
+    return -_abs(w_final)
+
+
+def large_init(w_init, w_final, rng=None, mask=None) -> np.ndarray:
+    """Score ``|w_init|`` (float64, same shape): keep large initial magnitudes."""
+    return _abs(w_init)
+
+
+def small_init(w_init, w_final, rng=None, mask=None) -> np.ndarray:
+    """Score ``-|w_init|`` (float64, same shape): keep small initial magnitudes."""
+    return -_abs(w_init)
+
+
+def magnitude_increase(w_init, w_final, rng=None, mask=None) -> np.ndarray:
+    """Score ``|w_final| - |w_init|`` (float64, weight units): keep weights that grew most."""
+    return _abs(w_final) - _abs(w_init)
+
+
+def movement(w_init, w_final, rng=None, mask=None) -> np.ndarray:
+    """Score ``|w_final - w_init|`` (float64, weight units): keep weights that moved most."""
+    return np.abs(np.asarray(w_final, np.float64) - np.asarray(w_init, np.float64))
+
+
+def random_scores(w_init, w_final, rng=None, mask=None) -> np.ndarray:
+    """Score i.i.d. uniform [0, 1) draws from ``rng`` (float64, same shape): a random mask."""
+    if not isinstance(rng, np.random.Generator):
+        raise ConfigError(
+            "Criterion 'random' needs an explicit numpy.random.Generator as rng, "
+            f"got {type(rng).__name__}."
+        )
+    return rng.random(np.shape(w_final))
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ascending competition rank (number of strictly smaller values), as float64."""
+    return np.searchsorted(np.sort(values), values, side="left").astype(np.float64)
+
+
+def _joint_rank(a: np.ndarray, b: np.ndarray, mask) -> np.ndarray:
+    """Score "large in both ``a`` and ``b``": ``min(rank_a, rank_b) + max(rank_a, rank_b) / n``.
+
+    Ranks are taken among the ``n`` unpruned weights (``mask`` True, all if None);
+    pruned weights score -1, below every unpruned one. Keeping the top-k by the
+    smaller rank is keeping the weights above a common percentile of both ``a`` and
+    ``b`` (reference ``bsearch_quadrant_threshold``); the larger rank (< 1 after
+    dividing by n) only breaks ties.
+    """
+    live = np.ones(a.shape, bool) if mask is None else np.asarray(mask, bool)
+    score = np.full(a.shape, -1.0)
+    n = int(live.sum())
+    if n:
+        ra, rb = _ranks(a[live]), _ranks(b[live])
+        score[live] = np.minimum(ra, rb) + np.maximum(ra, rb) / n
+    return score
+
+
+def large_init_large_final(w_init, w_final, rng=None, mask=None) -> np.ndarray:
+    """Keep weights large both at init and at the end (float64 rank score, same shape).
+
+    Rank-based, not value-based: ``|w_init|`` and ``|w_final|`` live on different
+    scales, so the reference compares percentiles. See ``_joint_rank``.
+    """
+    return _joint_rank(_abs(w_init), _abs(w_final), mask)
+
+
+def small_init_small_final(w_init, w_final, rng=None, mask=None) -> np.ndarray:
+    """Keep weights small both at init and at the end (float64 rank score, same shape)."""
+    return _joint_rank(-_abs(w_init), -_abs(w_final), mask)
+
+
+def _prefer(base: np.ndarray, include: np.ndarray) -> np.ndarray:
+    """Rank every ``include`` weight above every excluded one; ``base`` orders each group.
+
+    Excluded weights get ``base - (span + 1)`` with ``span = max(base) - min(base)``,
+    which is at most ``min(base) - 1``: strictly below any included score.
+    """
+    if base.size == 0:
+        return base
+    span = float(base.max() - base.min())
+    return np.where(include, base, base - (span + 1.0))
+
+
+def _same_sign(w_init, w_final) -> np.ndarray:
+    """True where ``sign(w_init) == sign(w_final)`` (``np.sign``, so 0 is its own sign)."""
+    return np.sign(np.asarray(w_init)) == np.sign(np.asarray(w_final))
+
+
+def large_final_same_sign(w_init, w_final, rng=None, mask=None) -> np.ndarray:
+    """``|w_final|`` among weights whose sign did not change; sign-flipped ones rank last.
+
+    Zhou et al.'s best supermask criterion. Sign-flipped weights are only kept when
+    there are fewer same-sign weights than the target count (as in the reference).
+    """
+    return _prefer(_abs(w_final), _same_sign(w_init, w_final))
+
+
+def large_final_diff_sign(w_init, w_final, rng=None, mask=None) -> np.ndarray:
+    """``|w_final|`` among weights whose sign changed; same-sign ones rank last."""
+    return _prefer(_abs(w_final), ~_same_sign(w_init, w_final))
+
+
+def magnitude_increase_same_sign(w_init, w_final, rng=None, mask=None) -> np.ndarray:
+    """``|w_final| - |w_init|`` among same-sign weights; sign-flipped ones rank last."""
+    return _prefer(magnitude_increase(w_init, w_final), _same_sign(w_init, w_final))
+
+
+def magnitude_increase_diff_sign(w_init, w_final, rng=None, mask=None) -> np.ndarray:
+    """``|w_final| - |w_init|`` among sign-flipped weights; same-sign ones rank last."""
+    return _prefer(magnitude_increase(w_init, w_final), ~_same_sign(w_init, w_final))
+
+
+CRITERIA: dict[str, Criterion] = {
+    "large_final": large_final,
+    "small_final": small_final,
+    "large_init": large_init,
+    "small_init": small_init,
+    "large_init_large_final": large_init_large_final,
+    "small_init_small_final": small_init_small_final,
+    "magnitude_increase": magnitude_increase,
+    "movement": movement,
+    "random": random_scores,
+    "large_final_same_sign": large_final_same_sign,
+    "large_final_diff_sign": large_final_diff_sign,
+    "magnitude_increase_same_sign": magnitude_increase_same_sign,
+    "magnitude_increase_diff_sign": magnitude_increase_diff_sign,
+}
+
+
+def get_criterion(name: str) -> Criterion:
+    """Return the criterion function registered as ``name``; ConfigError listing valid names."""
+    try:
+        return CRITERIA[name]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            f"Unknown criterion {name!r}. Valid criteria: {', '.join(CRITERIA)}"
+        ) from None
+
+
+def check_same_layers(a: dict, b: dict, a_name: str, b_name: str) -> None:
+    """Raise ConfigError unless ``a`` and ``b`` have the same keys and per-key shapes."""
+    if set(a) != set(b):
+        missing, extra = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+        raise ConfigError(
+            f"{a_name} and {b_name} must have the same layers; "
+            f"only in {a_name}: {missing}, only in {b_name}: {extra}."
+        )
+    for layer in a:
+        sa, sb = np.shape(a[layer]), np.shape(b[layer])
+        if sa != sb:
+            raise ConfigError(
+                f"Layer {layer!r}: {a_name} has shape {sa} but {b_name} has shape {sb}."
+            )
+
+
+def compute_scores(
+    name: str,
+    init: Weights,
+    final: Weights,
+    rng: Optional[np.random.Generator] = None,
+    masks: Optional[dict[str, np.ndarray]] = None,
+) -> Weights:
+    """Score every layer with criterion ``name``: ``{layer: float64 array, kernel shape}``.
+
+    ``init`` and ``final`` map layer name -> kernel (same keys, same shapes, else
+    ConfigError naming the layer and both shapes). ``rng`` is required for ``random``.
+    ``masks`` (optional, same layers) marks the currently unpruned weights; only the
+    rank-based joint criteria use it. Inputs are not modified.
+    """
+    fn = get_criterion(name)
+    check_same_layers(init, final, "init", "final")
+    if masks is not None:
+        check_same_layers(init, masks, "init", "masks")
+    return {
+        layer: np.asarray(
+            fn(init[layer], final[layer], rng, None if masks is None else masks[layer]),
+            dtype=np.float64,
+        )
+        for layer in init
+    }

@@ -1,0 +1,70 @@
+"""Atomic reading and writing of results: JSON and HDF5 dicts of numpy arrays.
+
+Every write goes to a temporary file in the destination folder and is then renamed
+over the destination (``os.replace``, atomic on POSIX), so a process killed at any
+instant leaves either the old file, the new file, or no file, never a partial one.
+"""
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from supermask.errors import SupermaskError
+
+
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; on success rename it to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path, data):
+    """Write ``data`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path):
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SupermaskError(f"Missing file {path}.") from None
+    except json.JSONDecodeError as exc:
+        raise SupermaskError(f"{path} is not valid JSON ({exc}); delete it and rerun.") from None
+
+
+def save_arrays(path, arrays):
+    """Write ``{"a/b": array}`` to HDF5 (keys with "/" become groups), atomically."""
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for key, value in arrays.items():
+                f.create_dataset(key, data=np.asarray(value))
+
+
+def load_arrays(path):
+    """Read an HDF5 file written by ``save_arrays`` back into ``{"a/b": array}``."""
+    path = Path(path)
+    if not path.exists():
+        raise SupermaskError(f"Missing file {path}.")
+    out = {}
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda name, obj: out.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    except OSError as exc:
+        raise SupermaskError(f"{path} is not a readable HDF5 file ({exc}); delete it and rerun.") from None
+    return out

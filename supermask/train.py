@@ -1,0 +1,236 @@
+"""Training: the one seam every run goes through, and ``python -m supermask.train``.
+
+``train_model`` trains a compiled model for a number of iterations on a fixed,
+seeded stream of mini-batches, records metrics every ``eval_every`` iterations and can
+snapshot the weights at chosen iterations (for late rewinding). ``supermask.lottery``
+and the supermask trainer call the same function, so a faster engine can replace its
+inside without touching them.
+
+Example::
+
+    KERAS_BACKEND=jax python -m supermask.train --model fc --dataset mnist --epochs 2 \\
+        --data-dir ../shared/data/mnist --out runs/fc
+"""
+
+import argparse
+import math
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from supermask import backend, paths, store
+from supermask.config import TrainConfig, config_hash, to_dict
+from supermask.errors import TrainingError
+
+EVAL_BATCH_SIZE = 1000
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced.
+
+    history: one dict per recorded iteration (iteration 0 included) with keys
+        iteration, epoch, train_loss, train_accuracy (means over the iterations since
+        the previous record; None at iteration 0), val_loss, val_accuracy, test_loss,
+        test_accuracy (full evaluations; None when a split is empty), seconds.
+    snapshots: {iteration: masks.get_weights(model)} for the requested iterations.
+    """
+
+    history: list
+    snapshots: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def make_optimizer(learning_rate):
+    """The papers' optimiser: Adam with Keras's defaults otherwise."""
+    return keras.optimizers.Adam(learning_rate=learning_rate)
+
+
+def compile_model(model, optimizer):
+    """Compile for training with a cross-entropy loss on logits and accuracy."""
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        jit_compile=backend.jit_compile(),
+        steps_per_execution=backend.steps_per_execution(),
+    )
+
+
+def batch_order(num_examples, batch_size, iterations, seed):
+    """Indices of every mini-batch: an int array of shape (iterations, batch_size).
+
+    The training split is shuffled afresh each epoch by ``np.random.default_rng(seed)``
+    and the shuffled epochs are concatenated, so batches are always full and the order
+    is the same on every backend for the same seed.
+    """
+    rng = np.random.default_rng(seed)
+    needed = iterations * batch_size
+    epochs = [rng.permutation(num_examples) for _ in range(math.ceil(needed / num_examples))]
+    return np.concatenate(epochs)[:needed].reshape(iterations, batch_size).astype(np.int32)
+
+
+def _evaluate(model, x, y):
+    if len(x) == 0:
+        return None, None
+    logs = model.evaluate(x, y, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
+    return float(logs["loss"]), float(logs["accuracy"])
+
+
+def _chunk_ends(iterations, eval_every, snapshot_iterations):
+    """Iterations at which training pauses: every record and snapshot point, and the end."""
+    ends = set(range(eval_every, iterations, eval_every)) | {iterations}
+    ends |= {int(k) for k in snapshot_iterations if 0 < k < iterations}
+    return sorted(ends)
+
+
+def train_model(model, data, *, iterations, batch_size, seed=0, eval_every=100,
+                snapshot_iterations=(), verbose=1):
+    """Train a compiled ``model`` on ``data`` (a ``supermask.data.Dataset``).
+
+    Args:
+        iterations: number of optimiser steps.
+        batch_size: examples per step.
+        seed: fixes the order of the mini-batches.
+        eval_every: record metrics every this many iterations (and at 0 and the end).
+        snapshot_iterations: iterations at which to copy the weights (0 allowed).
+        verbose: 1 shows a progress bar, 0 is silent.
+
+    Returns:
+        A ``TrainResult``. Raises ``TrainingError`` if the loss becomes NaN or infinite.
+    """
+    from supermask.masks import get_weights
+
+    order = batch_order(len(data.x_train), batch_size, iterations, seed)
+    history, snapshots = [], {}
+    start = time.perf_counter()
+
+    def record(iteration, train_loss=None, train_acc=None):
+        val_loss, val_acc = _evaluate(model, data.x_val, data.y_val)
+        test_loss, test_acc = _evaluate(model, data.x_test, data.y_test)
+        history.append({
+            "iteration": iteration,
+            "epoch": iteration * batch_size / len(data.x_train),
+            "train_loss": train_loss, "train_accuracy": train_acc,
+            "val_loss": val_loss, "val_accuracy": val_acc,
+            "test_loss": test_loss, "test_accuracy": test_acc,
+            "seconds": time.perf_counter() - start,
+        })
+        return history[-1]
+
+    if 0 in snapshot_iterations:
+        snapshots[0] = get_weights(model)
+    record(0)
+    progress = keras.utils.Progbar(iterations, stateful_metrics=["loss", "accuracy", "val_accuracy", "test_accuracy"]) if verbose else None
+    done, pending = 0, []  # pending: (steps, loss, accuracy) since the last record
+    for end in _chunk_ends(iterations, eval_every, snapshot_iterations):
+        idx = order[done:end].reshape(-1)
+        logs = model.fit(data.x_train[idx], data.y_train[idx], batch_size=batch_size,
+                         epochs=1, shuffle=False, verbose=0).history
+        loss, acc = logs["loss"][-1], logs["accuracy"][-1]
+        if not np.isfinite(loss):
+            raise TrainingError(
+                f"The training loss became {loss} between iterations {done} and {end}. "
+                "Lower the learning rate or check the data for NaNs."
+            )
+        pending.append((end - done, loss, acc))
+        done = end
+        if done in snapshot_iterations:
+            snapshots[done] = get_weights(model)
+        if done % eval_every == 0 or done == iterations:
+            steps = sum(p[0] for p in pending)
+            row = record(done, sum(p[0] * p[1] for p in pending) / steps,
+                         sum(p[0] * p[2] for p in pending) / steps)
+            pending = []
+            if progress is not None:
+                shown = [("loss", row["train_loss"]), ("accuracy", row["train_accuracy"])]
+                shown += [(k, row[k]) for k in ("val_accuracy", "test_accuracy") if row[k] is not None]
+                progress.update(done, values=shown)
+    return TrainResult(history, snapshots, time.perf_counter() - start)
+
+
+def summarize(history):
+    """Best validation accuracy, the iteration it occurred at (early stopping), test accuracy there."""
+    rows = [r for r in history if r["val_accuracy"] is not None] or history
+    key = "val_accuracy" if rows[0]["val_accuracy"] is not None else "test_accuracy"
+    best = max(rows, key=lambda r: (r[key], -r["iteration"]))
+    last = history[-1]
+    return {
+        "best_val_accuracy": best["val_accuracy"],
+        "early_stop_iteration": best["iteration"],
+        "test_accuracy_at_early_stop": best["test_accuracy"],
+        "final_test_accuracy": last["test_accuracy"],
+        "final_val_accuracy": last["val_accuracy"],
+    }
+
+
+def run(config, data_dir=None, out=None, verbose=1):
+    """Train ``config`` densely and write its results to ``out``; returns the metrics dict."""
+    from supermask.data import load_dataset
+    from supermask.masks import get_masks, get_weights
+    from supermask.models import build_model
+
+    data = load_dataset(config.dataset, data_dir=data_dir, validation_size=config.validation_size)
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(config.model, data.input_shape, data.num_classes, seed=config.seed)
+    compile_model(model, make_optimizer(config.resolved_learning_rate()))
+    iterations = config.num_iterations(len(data.x_train))
+    if verbose:
+        print(f"Training {config.model} on {config.dataset} for {iterations} iterations "
+              f"(batch {config.resolved_batch_size()}, backend {backend.name()})")
+    init = get_weights(model)
+    result = train_model(model, data, iterations=iterations, batch_size=config.resolved_batch_size(),
+                         seed=config.seed, eval_every=config.eval_every, verbose=verbose)
+    metrics = {
+        "backend": backend.name(),
+        "config_hash": config_hash(config),
+        "iterations": iterations,
+        "seconds": result.seconds,
+        "summary": summarize(result.history),
+        "history": result.history,
+    }
+    if out is not None:
+        store.write_json(paths.hparams(out), to_dict(config))
+        store.save_arrays(paths.weights_init(out), init)
+        store.save_arrays(paths.weights_final(out), get_weights(model))
+        store.save_arrays(paths.masks(out), get_masks(model))
+        store.write_json(paths.metrics(out), metrics)
+    if verbose:
+        s = metrics["summary"]
+        print(f"Done in {result.seconds:.1f} s: final test accuracy {s['final_test_accuracy']:.4f}, "
+              f"best validation accuracy {s['best_val_accuracy']} at iteration {s['early_stop_iteration']}"
+              + (f"; results in {out}" if out else ""))
+    return metrics
+
+
+def build_parser():
+    from supermask.cli import add_config_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="python -m supermask.train",
+        description="Train a network densely on MNIST, Fashion-MNIST or CIFAR-10 and save its "
+                    "initial weights, final weights and metrics. The backend is chosen by KERAS_BACKEND.",
+    )
+    add_config_arguments(parser, TrainConfig)
+    parser.add_argument("--data-dir", default=None,
+                        help="folder holding the dataset files (default: $SUPERMASK_DATA, then the cache, then download)")
+    parser.add_argument("--out", default=None, help="output folder (default: runs/train/<config hash>)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def main(argv=None):
+    from supermask.cli import config_from_args
+
+    args = build_parser().parse_args(argv)
+    config = config_from_args(TrainConfig, args)
+    out = args.out or f"runs/train/{config_hash(config)}"
+    run(config, data_dir=args.data_dir, out=out, verbose=0 if args.quiet else 1)
+
+
+if __name__ == "__main__":
+    from supermask.cli import run_main
+
+    run_main(main)
