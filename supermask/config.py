@@ -98,3 +98,58 @@ def config_hash(config, length=12):
     """Hex digest naming ``config``: SHA-256 of its class name and non-default fields."""
     payload = canonical_json({"kind": type(config).__name__, **non_default_dict(config)})
     return hashlib.sha256(payload.encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class LotteryConfig(TrainConfig):
+    """Iterative magnitude pruning: train, prune, reset, retrain, for ``levels`` rounds.
+
+    ``seed`` names the trial: an experiment's folder is the hash of every other field,
+    and each seed is a ``trial_<seed>`` folder inside it.
+    """
+
+    levels: int = field(default=10, metadata={"help": "pruning rounds after the dense level 0 "
+                                                      "(fc: 10 rounds leave 10.7%% of hidden weights)"})
+    criterion: str = field(default="large_final", metadata={"help": "which weights to keep (see criteria.CRITERIA)"})
+    mask1: str = field(default="none", metadata={"help": "Mask-1 action on kept weights: none (reset to init), "
+                                                         "random_reinit, random_reshuffle, signed_constant, ..."})
+    mask0: str = field(default="mask", metadata={"help": "Mask-0 action on pruned weights: mask (zero), "
+                                                         "freeze_init, freeze_reinit, freeze_init_zero_mask, ..."})
+    rewind_iteration: int = field(default=0, metadata={"help": "late rewinding: reset kept weights to their "
+                                                               "values at this iteration of level 0 (0: to init)"})
+    rate_conv: float = _help("per-round pruning fraction of conv layers (default: conv2/conv4 0.1, conv6 0.15)")
+    rate_fc: float = _help("per-round pruning fraction of hidden dense layers (default 0.2)")
+    rate_output: float = _help("per-round pruning fraction of the output layer (default 0.1)")
+    control: bool = field(default=True, metadata={"help": "also train the random-reinit control of every level"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        from supermask.actions import get_mask0, get_mask1
+        from supermask.criteria import get_criterion
+
+        get_criterion(self.criterion)
+        get_mask1(self.mask1)
+        get_mask0(self.mask0)
+        if self.levels < 0:
+            raise ConfigError(f"levels must be >= 0. Received: levels={self.levels}")
+        if self.rewind_iteration < 0:
+            raise ConfigError(f"rewind_iteration must be >= 0. Received: rewind_iteration={self.rewind_iteration}")
+        for name in ("rate_conv", "rate_fc", "rate_output"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < 1:
+                raise ConfigError(f"{name} must be in [0, 1). Received: {name}={value}")
+
+    def rates(self, layer_names):
+        """Per-round pruning fraction of each layer: the paper's, with any overrides."""
+        from supermask.pruning import default_rates
+
+        rates = default_rates(self.model, list(layer_names))
+        for layer in rates:
+            kind = "rate_output" if layer == "output" else "rate_conv" if layer.startswith("conv") else "rate_fc"
+            if getattr(self, kind) is not None:
+                rates[layer] = getattr(self, kind)
+        return rates
+
+    def experiment_hash(self):
+        """The experiment folder's name: the hash of everything but the seed (the trial)."""
+        return config_hash(dataclasses.replace(self, seed=TrainConfig.seed))

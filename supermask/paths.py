@@ -26,3 +26,31 @@ def masks(run_dir):
 def metrics(run_dir):
     """Metrics history and summary as JSON."""
     return Path(run_dir) / "metrics.json"
+
+
+def weights_rewind(run_dir):
+    """Weights at the late-rewinding iteration of level 0."""
+    return Path(run_dir) / "weights_rewind.h5"
+
+
+# --- lottery experiments: <root>/<hash>/trial_<seed>/level_<L>/[control/] -------------
+def experiment(root, config_hash):
+    return Path(root) / config_hash
+
+
+def trial(experiment_dir, seed):
+    return Path(experiment_dir) / f"trial_{seed}"
+
+
+def level(trial_dir, level_index):
+    return Path(trial_dir) / f"level_{level_index}"
+
+
+def control(level_dir):
+    """The random-reinit control trained with the level's masks."""
+    return Path(level_dir) / "control"
+
+
+def summary(trial_dir):
+    """One row per level: density, accuracies, early-stop iteration."""
+    return Path(trial_dir) / "summary.csv"

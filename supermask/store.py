@@ -5,8 +5,10 @@ over the destination (``os.replace``, atomic on POSIX), so a process killed at a
 instant leaves either the old file, the new file, or no file, never a partial one.
 """
 
+import csv
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,10 +34,47 @@ def atomic_path(path):
         raise
 
 
+@contextmanager
+def atomic_dir(path):
+    """Yield a temporary folder beside ``path``; on success rename it to ``path``.
+
+    ``path`` must not exist yet. A process killed inside the block leaves only a hidden
+    ``.<name>.*.tmp`` folder, which ``remove_stale_temporaries`` deletes.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        raise SupermaskError(f"{path} already exists; it will not be overwritten.")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def remove_stale_temporaries(folder):
+    """Delete temporary files and folders left in ``folder`` by a killed process."""
+    for tmp in Path(folder).glob(".*.tmp"):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
 def write_json(path, data):
     """Write ``data`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_csv(path, rows):
+    """Write a list of dicts (same keys) as CSV with a header, atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def read_json(path):

@@ -22,7 +22,7 @@ import numpy as np
 
 from supermask import backend, paths, store
 from supermask.config import TrainConfig, config_hash, to_dict
-from supermask.errors import TrainingError
+from supermask.errors import ConfigError, TrainingError
 
 EVAL_BATCH_SIZE = 1000
 
@@ -79,15 +79,15 @@ def _evaluate(model, x, y):
     return float(logs["loss"]), float(logs["accuracy"])
 
 
-def _chunk_ends(iterations, eval_every, snapshot_iterations):
+def _chunk_ends(start, iterations, eval_every, snapshot_iterations):
     """Iterations at which training pauses: every record and snapshot point, and the end."""
     ends = set(range(eval_every, iterations, eval_every)) | {iterations}
     ends |= {int(k) for k in snapshot_iterations if 0 < k < iterations}
-    return sorted(ends)
+    return sorted(e for e in ends if e > start)
 
 
 def train_model(model, data, *, iterations, batch_size, seed=0, eval_every=100,
-                snapshot_iterations=(), verbose=1):
+                snapshot_iterations=(), start_iteration=0, verbose=1):
     """Train a compiled ``model`` on ``data`` (a ``supermask.data.Dataset``).
 
     Args:
@@ -96,6 +96,8 @@ def train_model(model, data, *, iterations, batch_size, seed=0, eval_every=100,
         seed: fixes the order of the mini-batches.
         eval_every: record metrics every this many iterations (and at 0 and the end).
         snapshot_iterations: iterations at which to copy the weights (0 allowed).
+        start_iteration: resume the schedule here (late rewinding): the model is taken
+            to be at this iteration, and trains on the batches from here to ``iterations``.
         verbose: 1 shows a progress bar, 0 is silent.
 
     Returns:
@@ -120,12 +122,15 @@ def train_model(model, data, *, iterations, batch_size, seed=0, eval_every=100,
         })
         return history[-1]
 
-    if 0 in snapshot_iterations:
-        snapshots[0] = get_weights(model)
-    record(0)
-    progress = keras.utils.Progbar(iterations, stateful_metrics=["loss", "accuracy", "val_accuracy", "test_accuracy"]) if verbose else None
-    done, pending = 0, []  # pending: (steps, loss, accuracy) since the last record
-    for end in _chunk_ends(iterations, eval_every, snapshot_iterations):
+    if not 0 <= start_iteration < iterations:
+        raise ConfigError(f"start_iteration must be in [0, {iterations}). Received: {start_iteration}")
+    done, pending = start_iteration, []  # pending: (steps, loss, accuracy) since the last record
+    if done in snapshot_iterations:
+        snapshots[done] = get_weights(model)
+    record(done)
+    stateful = ["loss", "accuracy", "val_accuracy", "test_accuracy"]
+    progress = keras.utils.Progbar(iterations, stateful_metrics=stateful) if verbose else None
+    for end in _chunk_ends(done, iterations, eval_every, snapshot_iterations):
         idx = order[done:end].reshape(-1)
         logs = model.fit(data.x_train[idx], data.y_train[idx], batch_size=batch_size,
                          epochs=1, shuffle=False, verbose=0).history

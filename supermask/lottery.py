@@ -1,0 +1,244 @@
+"""Iterative magnitude pruning (Frankle & Carbin 2019), with the controls of Zhou et al. 2019.
+
+For each trial (seed), level 0 trains the dense network from its initial weights W0.
+Level L >= 1 scores the weights of level L-1 with a criterion over (W0, final weights),
+prunes each layer to ``(1 - rate) ** L`` of its weights, builds the start of the next
+run with the Mask-1 / Mask-0 actions (by default: kept weights reset to W0, pruned
+weights zero), and retrains. With ``rewind_iteration = k`` the reset point is the
+weights at iteration k of level 0 and each level trains from iteration k onwards
+(late rewinding, Frankle et al. 2019). The random-reinit control of every level trains
+the same masks from fresh random weights.
+
+Layout: ``<root>/<hash>/hparams.json`` and ``<root>/<hash>/trial_<seed>/level_<L>/``
+with ``weights_init.h5``, ``weights_final.h5``, ``masks.h5``, ``metrics.json`` (and
+``control/`` holding the same). Each level folder is built under a temporary name and
+renamed when complete, so a killed run leaves finished levels or nothing; ``--resume``
+continues from the last finished level and gives the same result as an uninterrupted run.
+
+    KERAS_BACKEND=jax python -m supermask.lottery --model fc --dataset mnist --levels 11 \\
+        --iterations 5000 --data-dir ../shared/data/mnist --root runs/lottery
+"""
+
+import argparse
+import dataclasses
+
+import keras
+import numpy as np
+
+from supermask import backend, paths, store
+from supermask import masks as M
+from supermask.actions import apply_actions
+from supermask.config import LotteryConfig, to_dict
+from supermask.criteria import compute_scores
+from supermask.errors import ConfigError
+from supermask.models import build_model, prunable_layers
+from supermask.pruning import density, overall_density, ones_like, prune_level
+from supermask.train import compile_model, make_optimizer, summarize, train_model
+
+
+def train_network(config, data, start, masks, freeze_pruned, snapshot_iterations=(), verbose=1):
+    """Train one network from ``start`` weights with fixed ``masks``; return (result, final weights)."""
+    keras.backend.clear_session()
+    model = build_model(config.model, data.input_shape, data.num_classes, seed=config.seed,
+                        freeze_pruned=freeze_pruned)
+    M.set_weights(model, start)
+    M.set_masks(model, masks)
+    compile_model(model, make_optimizer(config.resolved_learning_rate()))
+    result = train_model(model, data, iterations=config.num_iterations(len(data.x_train)),
+                         batch_size=config.resolved_batch_size(), seed=config.seed,
+                         eval_every=config.eval_every, snapshot_iterations=snapshot_iterations,
+                         start_iteration=config.rewind_iteration, verbose=verbose)
+    return result, M.get_weights(model)
+
+
+def _save_run(folder, start, final, masks, result, level):
+    store.save_arrays(paths.weights_init(folder), start)
+    store.save_arrays(paths.weights_final(folder), final)
+    store.save_arrays(paths.masks(folder), masks)
+    store.write_json(paths.metrics(folder), {
+        "level": level, "backend": backend.name(), "seconds": result.seconds,
+        "density": density(masks), "overall_density": overall_density(masks),
+        "summary": summarize(result.history), "history": result.history,
+    })
+
+
+def _with_kernels(weights, kernels):
+    """``weights`` ({"layer/var": array}) with each layer's kernel replaced."""
+    out = dict(weights)
+    out.update({f"{layer}/kernel": k for layer, k in kernels.items()})
+    return out
+
+
+def run_level_zero(config, data, folder, verbose):
+    """Train the dense network from its seeded initial weights."""
+    keras.backend.clear_session()
+    init = M.get_weights(build_model(config.model, data.input_shape, data.num_classes, seed=config.seed))
+    masks = ones_like(M.kernels(init))
+    rewind = config.rewind_iteration
+    # Level 0 always starts at iteration 0; later levels start at the rewind point.
+    level0 = dataclasses.replace(config, rewind_iteration=0)
+    result, final = train_network(level0, data, init, masks, False,
+                                  snapshot_iterations=(rewind,) if rewind else (), verbose=verbose)
+    _save_run(folder, init, final, masks, result, 0)
+    if rewind:
+        store.save_arrays(paths.weights_rewind(folder), result.snapshots[rewind])
+
+
+def run_level(config, data, trial_dir, level, folder, verbose):
+    """Prune level ``level - 1``'s network, apply the actions, retrain (and the control)."""
+    level0 = paths.level(trial_dir, 0)
+    reset = store.load_arrays(paths.weights_rewind(level0) if config.rewind_iteration
+                              else paths.weights_init(level0))
+    previous = paths.level(trial_dir, level - 1)
+    final = M.kernels(store.load_arrays(paths.weights_final(previous)))
+    old_masks = store.load_arrays(paths.masks(previous))
+    reset_kernels = M.kernels(reset)
+    rng = np.random.default_rng([config.seed, level, 0])
+    scores = compute_scores(config.criterion, reset_kernels, final, rng, masks=old_masks)
+    masks = prune_level(scores, old_masks, config.rates(old_masks), level)
+
+    runs = [(folder, config.mask1, rng)]
+    if config.control:
+        runs.append((paths.control(folder), "random_reinit", np.random.default_rng([config.seed, level, 1])))
+    for out, mask1, action_rng in runs:
+        state = apply_actions(mask1, config.mask0, reset_kernels, final, masks, action_rng)
+        start = _with_kernels(reset, state.weights)
+        if verbose and out != folder:
+            print("  random-reinit control:")
+        result, trained = train_network(config, data, start, state.masks, state.freeze_pruned, verbose=verbose)
+        _save_run(out, start, trained, state.masks, result, level)
+
+
+def summary_rows(trial_dir, levels):
+    """One dict per finished level: density, best validation accuracy, test accuracy there..."""
+    rows = []
+    for level in range(levels + 1):
+        folder = paths.level(trial_dir, level)
+        if not folder.is_dir():
+            break
+        metrics = store.read_json(paths.metrics(folder))
+        s = metrics["summary"]
+        row = {"level": level, "percent_remaining": round(100 * metrics["overall_density"], 2),
+               "best_val_accuracy": s["best_val_accuracy"],
+               "test_accuracy_at_early_stop": s["test_accuracy_at_early_stop"],
+               "early_stop_iteration": s["early_stop_iteration"],
+               "final_test_accuracy": s["final_test_accuracy"]}
+        control = paths.control(folder)
+        c = store.read_json(paths.metrics(control))["summary"] if control.is_dir() else {}
+        row["control_best_val_accuracy"] = c.get("best_val_accuracy")
+        row["control_test_accuracy_at_early_stop"] = c.get("test_accuracy_at_early_stop")
+        row["control_early_stop_iteration"] = c.get("early_stop_iteration")
+        rows.append(row)
+    return rows
+
+
+def format_table(rows):
+    """The summary rows as an aligned text table."""
+    def pct(x):
+        return "   -  " if x is None else f"{100 * x:6.2f}"
+
+    lines = [" level  % left   best val  test@es  es iter | control: val  test@es"]
+    for r in rows:
+        lines.append(f" {r['level']:>5}  {r['percent_remaining']:6.2f}   {pct(r['best_val_accuracy'])}   "
+                     f"{pct(r['test_accuracy_at_early_stop'])}  {r['early_stop_iteration']:>7} |        "
+                     f"{pct(r['control_best_val_accuracy'])}   {pct(r['control_test_accuracy_at_early_stop'])}")
+    return "\n".join(lines)
+
+
+def run_trial(config, data, trial_dir, verbose=1):
+    """Run (or finish) every level of one trial; return its summary rows."""
+    trial_dir.mkdir(parents=True, exist_ok=True)
+    store.remove_stale_temporaries(trial_dir)
+    iterations = config.num_iterations(len(data.x_train))
+    if config.rewind_iteration >= iterations:
+        raise ConfigError(f"rewind_iteration ({config.rewind_iteration}) must be below the number of "
+                          f"training iterations ({iterations}).")
+    for level in range(config.levels + 1):
+        folder = paths.level(trial_dir, level)
+        if folder.is_dir():
+            if verbose:
+                print(f"Level {level}: already finished, skipping")
+            continue
+        if verbose:
+            kept = 100 * _planned_density(config, data, level)
+            print(f"Level {level}/{config.levels}: {kept:.1f}% of weights remaining "
+                  f"({iterations} iterations, backend {backend.name()})")
+        with store.atomic_dir(folder) as tmp:
+            if level == 0:
+                run_level_zero(config, data, tmp, verbose)
+            else:
+                run_level(config, data, trial_dir, level, tmp, verbose)
+    rows = summary_rows(trial_dir, config.levels)
+    store.write_csv(paths.summary(trial_dir), rows)
+    return rows
+
+
+def _planned_density(config, data, level):
+    from supermask.pruning import keep_count
+
+    model = build_model(config.model, data.input_shape, data.num_classes)
+    layers = prunable_layers(model)
+    sizes = {name: int(np.prod(layer.kernel.shape)) for name, layer in layers.items()}
+    rates = config.rates(sizes)
+    return sum(keep_count(n, rates[k], level) for k, n in sizes.items()) / sum(sizes.values())
+
+
+def run(config, root, trials=1, data_dir=None, resume=False, verbose=1):
+    """Run ``trials`` trials (seeds ``config.seed`` ...); return {seed: summary rows}."""
+    from supermask.data import load_dataset
+
+    experiment = paths.experiment(root, config.experiment_hash())
+    seeds = [config.seed + t for t in range(trials)]
+    started = [s for s in seeds if paths.level(paths.trial(experiment, s), 0).is_dir()]
+    if started and not resume:
+        raise ConfigError(f"Experiment {experiment} already has finished levels for seeds {started}. "
+                          "Pass --resume to continue it, or choose another --root.")
+    data = load_dataset(config.dataset, data_dir=data_dir, validation_size=config.validation_size)
+    hparams = {k: v for k, v in to_dict(config).items() if k != "seed"}
+    store.write_json(paths.hparams(experiment), hparams)
+    if verbose:
+        print(f"Experiment {experiment}")
+    results = {}
+    for seed in seeds:
+        trial_config = dataclasses.replace(config, seed=seed)
+        trial_dir = paths.trial(experiment, seed)
+        rows = run_trial(trial_config, data, trial_dir, verbose)
+        results[seed] = rows
+        if verbose:
+            print(f"\nTrial {seed} ({paths.summary(trial_dir)}):\n{format_table(rows)}\n")
+    return results
+
+
+def build_parser():
+    from supermask.cli import add_config_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="python -m supermask.lottery",
+        description="Iterative magnitude pruning with resets to init (or late rewinding), any mask "
+                    "criterion and Mask-1/Mask-0 action, and the random-reinit control of each level. "
+                    "The backend is chosen by KERAS_BACKEND.")
+    add_config_arguments(parser, LotteryConfig)
+    parser.add_argument("--trials", type=int, default=1, help="number of trials: seeds SEED, SEED+1, ... (default 1)")
+    parser.add_argument("--root", default="runs/lottery", help="experiments folder (default runs/lottery)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder holding the dataset files (default: $SUPERMASK_DATA, the cache, download)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def main(argv=None):
+    from supermask.cli import config_from_args
+
+    args = build_parser().parse_args(argv)
+    if args.trials < 1:
+        raise ConfigError(f"trials must be >= 1. Received: trials={args.trials}")
+    config = config_from_args(LotteryConfig, args)
+    return run(config, args.root, trials=args.trials, data_dir=args.data_dir, resume=args.resume,
+               verbose=0 if args.quiet else 1)
+
+
+if __name__ == "__main__":
+    from supermask.cli import run_main
+
+    run_main(main)

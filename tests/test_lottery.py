@@ -1,0 +1,150 @@
+"""Iterative magnitude pruning: levels, actions, rewinding, controls, resume after kill -9."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from supermask import lottery, paths, store
+from supermask import masks as M
+from supermask.config import LotteryConfig
+from supermask.errors import ConfigError
+from supermask.pruning import keep_count
+
+REPO = Path(__file__).resolve().parents[1]
+FC_SIZES = {"fc1": 784 * 300, "fc2": 300 * 100, "output": 100 * 10}
+
+
+def _level(trial_dir, level, control=False):
+    folder = paths.level(trial_dir, level)
+    folder = paths.control(folder) if control else folder
+    return {name: store.load_arrays(fn(folder)) for name, fn in
+            (("init", paths.weights_init), ("final", paths.weights_final), ("masks", paths.masks))}
+
+
+def test_levels_prune_exactly_reset_to_init_and_train_controls(tmp_path, small_mnist):
+    config = LotteryConfig(iterations=30, eval_every=15, levels=2)
+    rows = lottery.run_trial(config, small_mnist, tmp_path / "trial_0", verbose=0)
+    trial = tmp_path / "trial_0"
+    w0 = _level(trial, 0)["init"]
+    assert all(m.all() for m in _level(trial, 0)["masks"].values())
+    previous = _level(trial, 0)["masks"]
+    for level in (1, 2):
+        run, control = _level(trial, level), _level(trial, level, control=True)
+        for layer, rate in {"fc1": 0.2, "fc2": 0.2, "output": 0.1}.items():
+            mask = run["masks"][layer]
+            assert mask.sum() == keep_count(FC_SIZES[layer], rate, level)
+            assert not (mask & ~previous[layer]).any()  # pruned weights stay pruned
+            np.testing.assert_array_equal(control["masks"][layer], mask)
+            kernel = run["init"][f"{layer}/kernel"]
+            np.testing.assert_array_equal(kernel[mask], w0[f"{layer}/kernel"][mask])  # reset to init
+            assert not kernel[~mask].any()  # Mask-0 "mask": pruned weights are zero
+            assert not np.array_equal(control["init"][f"{layer}/kernel"][mask], kernel[mask])
+            np.testing.assert_array_equal(run["final"][f"{layer}/kernel"][~mask], 0.0)
+            np.testing.assert_array_equal(run["init"][f"{layer}/bias"], w0[f"{layer}/bias"])
+        previous = run["masks"]
+    assert [r["level"] for r in rows] == [0, 1, 2]
+    assert rows[0]["control_best_val_accuracy"] is None and rows[2]["control_best_val_accuracy"] > 0.5
+    assert rows[2]["percent_remaining"] == pytest.approx(
+        100 * sum(keep_count(n, 0.1 if k == "output" else 0.2, 2) for k, n in FC_SIZES.items()) / 266200, abs=0.01)
+    assert paths.summary(trial).read_text().startswith("level,percent_remaining,best_val_accuracy")
+
+
+def test_late_rewinding_and_freeze_init(tmp_path, small_mnist):
+    config = LotteryConfig(iterations=30, eval_every=10, levels=1, rewind_iteration=10,
+                           mask0="freeze_init", control=False)
+    lottery.run_trial(config, small_mnist, tmp_path, verbose=0)
+    rewind = store.load_arrays(paths.weights_rewind(paths.level(tmp_path, 0)))
+    w0 = _level(tmp_path, 0)["init"]
+    run = _level(tmp_path, 1)
+    mask = run["masks"]["fc1"]
+    np.testing.assert_array_equal(run["init"]["fc1/kernel"][mask], rewind["fc1/kernel"][mask])
+    assert not np.array_equal(rewind["fc1/kernel"], w0["fc1/kernel"])
+    # freeze_init: pruned weights are frozen at the reset point, bit-identical after training.
+    np.testing.assert_array_equal(run["final"]["fc1/kernel"][~mask], rewind["fc1/kernel"][~mask])
+    history = store.read_json(paths.metrics(paths.level(tmp_path, 1)))["history"]
+    assert [r["iteration"] for r in history] == [10, 20, 30]
+    assert not paths.control(paths.level(tmp_path, 1)).exists()
+
+
+def test_bad_configs_and_existing_experiments(tmp_path, small_mnist):
+    for bad, message in [({"criterion": "largest"}, "Valid criteria"), ({"mask1": "x"}, "large_final|none"),
+                         ({"mask0": "x"}, "mask"), ({"rate_fc": 1.0}, r"rate_fc must be in \[0, 1\)"),
+                         ({"levels": -1}, "levels must be >= 0")]:
+        with pytest.raises(ConfigError, match=message):
+            LotteryConfig(**bad)
+    with pytest.raises(ConfigError, match="rewind_iteration"):
+        lottery.run_trial(LotteryConfig(iterations=5, rewind_iteration=5), small_mnist, tmp_path, verbose=0)
+    assert LotteryConfig(seed=3).experiment_hash() == LotteryConfig().experiment_hash()
+    assert LotteryConfig(levels=3).experiment_hash() != LotteryConfig().experiment_hash()
+    assert LotteryConfig(model="conv6", rate_conv=0.3).rates(["conv1", "fc1", "output"]) == {
+        "conv1": 0.3, "fc1": 0.2, "output": 0.1}
+
+
+# --- kill -9 and resume -------------------------------------------------------------------
+ARGS = ["--iterations", "40", "--eval-every", "20", "--levels", "3", "--quiet"]
+
+
+def _start(root):
+    data = Path(os.environ["SUPERMASK_DATA"]) / "mnist"
+    cmd = [sys.executable, "-m", "supermask.lottery", *ARGS, "--data-dir", str(data), "--root", str(root), "--resume"]
+    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def _strip_times(value):
+    if isinstance(value, dict):
+        return {k: _strip_times(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [_strip_times(v) for v in value]
+    return value
+
+
+def _finished_levels(root):
+    """Every level folder must be complete and readable; returns their contents."""
+    out = {}
+    for folder in sorted(Path(root).glob("*/trial_*/level_*")) + sorted(Path(root).glob("*/trial_*/level_*/control")):
+        files = {"masks": store.load_arrays(paths.masks(folder)),
+                 "final": store.load_arrays(paths.weights_final(folder)),
+                 "metrics": _strip_times(store.read_json(paths.metrics(folder)))}
+        store.load_arrays(paths.weights_init(folder))
+        out[str(folder.relative_to(root))] = files
+    return out
+
+
+@pytest.mark.timeout(900)
+def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, mnist):
+    reference = _start(tmp_path / "a")
+    assert reference.wait(timeout=600) == 0, reference.stderr.read().decode()
+    expected = _finished_levels(tmp_path / "a")
+    assert len(expected) == 4 + 3  # levels 0..3 and three controls
+
+    rng = np.random.default_rng(int(time.time()))
+    kills = 0
+    while kills < 4:
+        proc = _start(tmp_path / "b")
+        time.sleep(rng.uniform(2.0, 10.0))
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        partial = _finished_levels(tmp_path / "b")  # raises if any level folder is half-written
+        assert set(partial) <= set(expected)
+    final = _start(tmp_path / "b")
+    assert final.wait(timeout=600) == 0, final.stderr.read().decode()
+    assert kills >= 1
+    got = _finished_levels(tmp_path / "b")
+    assert set(got) == set(expected)
+    for key in expected:
+        for layer, mask in expected[key]["masks"].items():
+            np.testing.assert_array_equal(got[key]["masks"][layer], mask)
+        for name, value in expected[key]["final"].items():
+            np.testing.assert_array_equal(got[key]["final"][name], value)
+        assert got[key]["metrics"] == expected[key]["metrics"]
+    assert not list((tmp_path / "b").rglob(".*.tmp"))
