@@ -113,6 +113,10 @@ class MaskedLayer(keras.Layer):
         """The mask as a numpy bool array of the kernel's shape."""
         return np.asarray(keras.ops.convert_to_numpy(self.mask)) > 0.5
 
+    def inference_kernel(self):
+        """The kernel used at inference as a float32 numpy array (what an exporter folds in)."""
+        return np.asarray(keras.ops.convert_to_numpy(self.effective_kernel), dtype=np.float32)
+
 
 class MaskedDense(MaskedLayer):
     """Dense layer ``activation(inputs @ (kernel * mask) + bias)``.
