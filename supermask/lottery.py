@@ -10,7 +10,7 @@ weights at iteration k of level 0 and each level trains from iteration k onwards
 the same masks from fresh random weights.
 
 Layout: ``<root>/<hash>/hparams.json`` and ``<root>/<hash>/trial_<seed>/level_<L>/``
-with ``weights_init.h5``, ``weights_final.h5``, ``masks.h5``, ``metrics.json`` (and
+with ``weights_init.h5``, ``weights_final.h5``, ``masks.h5``, ``metrics.json``, ``model.keras`` (and
 ``control/`` holding the same). Each level folder is built under a temporary name and
 renamed when complete, so a killed run leaves finished levels or nothing; ``--resume``
 continues from the last finished level and gives the same result as an uninterrupted run.
@@ -37,7 +37,7 @@ from supermask.train import compile_model, make_optimizer, summarize, train_mode
 
 
 def train_network(config, data, start, masks, freeze_pruned, snapshot_iterations=(), verbose=1):
-    """Train one network from ``start`` weights with fixed ``masks``; return (result, final weights)."""
+    """Train one network from ``start`` weights with fixed ``masks``; return (result, model)."""
     keras.backend.clear_session()
     model = build_model(config.model, data.input_shape, data.num_classes, seed=config.seed,
                         freeze_pruned=freeze_pruned)
@@ -48,13 +48,14 @@ def train_network(config, data, start, masks, freeze_pruned, snapshot_iterations
                          batch_size=config.resolved_batch_size(), seed=config.seed,
                          eval_every=config.eval_every, snapshot_iterations=snapshot_iterations,
                          start_iteration=config.rewind_iteration, verbose=verbose)
-    return result, M.get_weights(model)
+    return result, model
 
 
-def _save_run(folder, start, final, masks, result, level):
+def _save_run(folder, start, model, masks, result, level):
     store.save_arrays(paths.weights_init(folder), start)
-    store.save_arrays(paths.weights_final(folder), final)
+    store.save_arrays(paths.weights_final(folder), M.get_weights(model))
     store.save_arrays(paths.masks(folder), masks)
+    store.save_model(paths.model(folder), model)
     store.write_json(paths.metrics(folder), {
         "level": level, "backend": backend.name(), "seconds": result.seconds,
         "density": density(masks), "overall_density": overall_density(masks),
@@ -77,9 +78,9 @@ def run_level_zero(config, data, folder, verbose):
     rewind = config.rewind_iteration
     # Level 0 always starts at iteration 0; later levels start at the rewind point.
     level0 = dataclasses.replace(config, rewind_iteration=0)
-    result, final = train_network(level0, data, init, masks, False,
+    result, model = train_network(level0, data, init, masks, False,
                                   snapshot_iterations=(rewind,) if rewind else (), verbose=verbose)
-    _save_run(folder, init, final, masks, result, 0)
+    _save_run(folder, init, model, masks, result, 0)
     if rewind:
         store.save_arrays(paths.weights_rewind(folder), result.snapshots[rewind])
 
@@ -105,8 +106,8 @@ def run_level(config, data, trial_dir, level, folder, verbose):
         start = _with_kernels(reset, state.weights)
         if verbose and out != folder:
             print("  random-reinit control:")
-        result, trained = train_network(config, data, start, state.masks, state.freeze_pruned, verbose=verbose)
-        _save_run(out, start, trained, state.masks, result, level)
+        result, model = train_network(config, data, start, state.masks, state.freeze_pruned, verbose=verbose)
+        _save_run(out, start, model, state.masks, result, level)
 
 
 def summary_rows(trial_dir, levels):

@@ -23,6 +23,11 @@ def masks(run_dir):
     return Path(run_dir) / "masks.h5"
 
 
+def model(run_dir):
+    """The trained model (masks included) as a ``.keras`` file, for export."""
+    return Path(run_dir) / "model.keras"
+
+
 def metrics(run_dir):
     """Metrics history and summary as JSON."""
     return Path(run_dir) / "metrics.json"

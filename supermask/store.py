@@ -21,10 +21,14 @@ from supermask.errors import SupermaskError
 
 @contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside ``path``; on success rename it to ``path``."""
+    """Yield a temporary path beside ``path``; on success rename it to ``path``.
+
+    The temporary name keeps ``path``'s suffix (``.<name>.<random>.tmp<suffix>``) for
+    writers that insist on one, such as ``model.save`` and ``.keras``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -56,11 +60,17 @@ def atomic_dir(path):
 
 def remove_stale_temporaries(folder):
     """Delete temporary files and folders left in ``folder`` by a killed process."""
-    for tmp in Path(folder).glob(".*.tmp"):
+    for tmp in Path(folder).glob(".*.tmp*"):
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+
+
+def save_model(path, model):
+    """Save a Keras model to a ``.keras`` file, atomically."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
 
 
 def write_json(path, data):

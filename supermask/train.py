@@ -201,6 +201,7 @@ def run(config, data_dir=None, out=None, verbose=1):
         store.save_arrays(paths.weights_init(out), init)
         store.save_arrays(paths.weights_final(out), get_weights(model))
         store.save_arrays(paths.masks(out), get_masks(model))
+        store.save_model(paths.model(out), model)
         store.write_json(paths.metrics(out), metrics)
     if verbose:
         s = metrics["summary"]

@@ -1,7 +1,8 @@
 """One-shot mask sweep at init, `python -m supermask.init_sweep` (run once per KERAS_BACKEND).
 
-The real-data tests share one tiny trained run (fc, 60 iterations on MNIST, made with
-`supermask.train.main`) and one small sweep over it, evaluated on 500 test images.
+The real-data tests share one tiny trained run (fc, 60 Adam steps on MNIST, trained in
+numpy to spare a Keras compile, saved as `supermask.train` saves it) and one small sweep
+over it, evaluated on 500 test images.
 """
 
 import csv
@@ -10,6 +11,7 @@ import json
 import math
 import shutil
 
+import keras
 import numpy as np
 import pytest
 
@@ -18,6 +20,7 @@ from supermask import masks as M
 from supermask import paths, store
 from supermask.actions import glorot_std
 from supermask.cli import run_main
+from supermask.config import TrainConfig, to_dict
 from supermask.criteria import CRITERIA, compute_scores
 from supermask.errors import ConfigError, SupermaskError
 from supermask.models import build_model
@@ -171,15 +174,45 @@ def test_unknown_names_fail_before_any_work(tmp_path, capsys):
 # --- real data -----------------------------------------------------------------------
 
 
+def _train_numpy(weights, x, y, steps=60, batch=60, lr=1.2e-3, seed=0):
+    """The fc net trained like supermask.train (Adam 1.2e-3, batch 60, softmax cross-entropy)
+    in plain float64 numpy: a real trained run without compiling a Keras training step."""
+    w = {k: np.asarray(v, np.float64).copy() for k, v in weights.items()}
+    m1 = {k: np.zeros_like(v) for k, v in w.items()}
+    m2 = {k: np.zeros_like(v) for k, v in w.items()}
+    rng = np.random.default_rng(seed)
+    for t in range(1, steps + 1):
+        idx = rng.choice(len(x), batch, replace=False)
+        a0, labels = x[idx].reshape(batch, -1).astype(np.float64), y[idx]
+        h1 = a0 @ w["fc1/kernel"] + w["fc1/bias"]
+        h2 = np.maximum(h1, 0) @ w["fc2/kernel"] + w["fc2/bias"]
+        logits = np.maximum(h2, 0) @ w["output/kernel"] + w["output/bias"]
+        g3 = np.exp(S.log_softmax(logits))
+        g3[np.arange(batch), labels] -= 1.0
+        g3 /= batch
+        g2 = (g3 @ w["output/kernel"].T) * (h2 > 0)
+        g1 = (g2 @ w["fc2/kernel"].T) * (h1 > 0)
+        grads = {"output/kernel": np.maximum(h2, 0).T @ g3, "output/bias": g3.sum(0),
+                 "fc2/kernel": np.maximum(h1, 0).T @ g2, "fc2/bias": g2.sum(0),
+                 "fc1/kernel": a0.T @ g1, "fc1/bias": g1.sum(0)}
+        for k, g in grads.items():  # Adam with Keras's defaults
+            m1[k] = 0.9 * m1[k] + 0.1 * g
+            m2[k] = 0.999 * m2[k] + 0.001 * g * g
+            step = lr * math.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)
+            w[k] -= step * m1[k] / (np.sqrt(m2[k]) + 1e-7)
+    return {k: v.astype(np.float32) for k, v in w.items()}
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, mnist):
-    """A dense fc run trained 60 iterations by the real CLI."""
-    from supermask.train import main as train_main
-    from tests.conftest import shared_data_dir
-
+    """A dense fc run folder as supermask.train writes it: hparams.json, weights_init.h5
+    (the model's Glorot init) and weights_final.h5 (60 Adam steps on MNIST)."""
     out = tmp_path_factory.mktemp("init_sweep") / "run"
-    train_main(["--iterations", "60", "--eval-every", "60", "--data-dir",
-                str(shared_data_dir() / "mnist"), "--out", str(out), "--quiet"])
+    init = M.get_weights(build_model("fc", (28, 28, 1), seed=0))
+    final = _train_numpy(init, mnist.x_train, mnist.y_train)
+    store.write_json(paths.hparams(out), to_dict(TrainConfig(iterations=60)))
+    store.save_arrays(paths.weights_init(out), init)
+    store.save_arrays(paths.weights_final(out), final)
     return out
 
 
@@ -204,12 +237,13 @@ def _fresh_model(weights, masks=None):
 
 
 def _accuracy_and_loss(model, x, y):
-    """Independent of the sweep's numpy reduction: Keras's own loss and accuracy metric."""
-    from supermask.train import compile_model, make_optimizer
-
-    compile_model(model, make_optimizer(1e-3))
-    logs = model.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)
-    return logs["accuracy"], logs["loss"]
+    """Independent of the sweep's predict + numpy path: an eager call of the model and
+    Keras's own loss and accuracy metric."""
+    logits = model(keras.ops.convert_to_tensor(x), training=False)
+    accuracy = keras.metrics.SparseCategoricalAccuracy()
+    accuracy.update_state(y, logits)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, logits)
+    return float(accuracy.result()), float(keras.ops.convert_to_numpy(loss))
 
 
 def test_one_row_per_point_with_exact_densities(swept):

@@ -147,4 +147,4 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, mnist):
         for name, value in expected[key]["final"].items():
             np.testing.assert_array_equal(got[key]["final"][name], value)
         assert got[key]["metrics"] == expected[key]["metrics"]
-    assert not list((tmp_path / "b").rglob(".*.tmp"))
+    assert not list((tmp_path / "b").rglob(".*.tmp*"))

@@ -105,7 +105,9 @@ def test_cli_writes_weights_masks_and_metrics(tmp_path, mnist):
     assert set(init) == set(final) == {f"{l}/{v}" for l in ("fc1", "fc2", "output") for v in ("kernel", "bias")}
     assert not np.array_equal(init["fc1/kernel"], final["fc1/kernel"])
     assert all(m.all() for m in store.load_arrays(paths.masks(out)).values())
-    assert not list(out.glob(".*tmp"))  # no temporary files left
+    restored = keras.saving.load_model(paths.model(out))
+    np.testing.assert_array_equal(M.get_weights(restored)["fc2/kernel"], final["fc2/kernel"])
+    assert not list(out.glob(".*.tmp*"))  # no temporary files left
 
 
 def test_cli_bad_input_exits_with_a_message(tmp_path, capsys):
