@@ -104,8 +104,9 @@ def config_hash(config, length=12):
 class LotteryConfig(TrainConfig):
     """Iterative magnitude pruning: train, prune, reset, retrain, for ``levels`` rounds.
 
-    ``seed`` names the trial: an experiment's folder is the hash of every other field,
-    and each seed is a ``trial_<seed>`` folder inside it.
+    ``seed`` names the trial: an experiment's folder is the hash of every other field
+    but ``levels``, and each seed is a ``trial_<seed>`` folder inside it. ``levels`` only
+    says how far to go, so ``--resume`` with more levels extends an experiment.
     """
 
     levels: int = field(default=10, metadata={"help": "pruning rounds after the dense level 0 "
@@ -151,5 +152,125 @@ class LotteryConfig(TrainConfig):
         return rates
 
     def experiment_hash(self):
-        """The experiment folder's name: the hash of everything but the seed (the trial)."""
-        return config_hash(dataclasses.replace(self, seed=TrainConfig.seed))
+        """The experiment folder's name: the hash of everything but the seed and the levels."""
+        return config_hash(dataclasses.replace(self, seed=TrainConfig.seed, levels=LotteryConfig.levels))
+
+
+# Defaults of the supermask learners, where a SupermaskConfig field is left unset.
+# bernoulli: Zhou et al.'s train_supermask.py run for fc (README of
+#   uber-research/deconstructing-lottery-tickets: --opt sgd --lr 100 --num_epochs 2000;
+#   parser defaults --mom 0.9 --train_batch_size 250 --sigmoid_bias 0, no L2, no decay).
+# edge-popup: Ramanujan et al.'s fc config (configs/smallscale/fc/fc_*_unsigned.yml of
+#   allenai/hidden-networks: sgd, lr 0.1, cosine_lr, momentum 0.9, weight_decay 1e-4,
+#   batch_size 128); their 100 epochs are replaced by the same 2000 as bernoulli, so
+#   that a comparison at equal epochs is the default.
+SUPERMASK_EPOCHS = 2000
+LEARNER_DEFAULTS = {
+    "bernoulli": {"batch_size": 250, "learning_rate": 100.0, "optimizer": "sgd", "momentum": 0.9,
+                  "weight_decay": 0.0, "lr_schedule": "constant"},
+    "edge-popup": {"batch_size": 128, "learning_rate": 0.1, "optimizer": "sgd", "momentum": 0.9,
+                   "weight_decay": 1e-4, "lr_schedule": "cosine"},
+}
+SUPERMASK_WEIGHTS = ("init", "signed_constant")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+@dataclass(frozen=True)
+class SupermaskConfig(TrainConfig):
+    """Learn a mask over frozen random weights (Zhou et al. 2019; Ramanujan et al. 2020).
+
+    The fields of ``TrainConfig`` keep their flag names; unset ones take the learner's
+    defaults (``LEARNER_DEFAULTS``), read through ``resolved(name)``.
+    """
+
+    epochs: float = _help(f"training length in epochs of the training split (default: {SUPERMASK_EPOCHS}, "
+                          "Zhou et al.'s fc run)")
+    iterations: int = _help("training length in iterations; overrides --epochs")
+    batch_size: int = _help("examples per step (default: bernoulli 250, edge-popup 128)")
+    learning_rate: float = _help("learning rate of the scores (default: bernoulli 100, edge-popup 0.1)")
+    eval_every: int = _help("record validation and test metrics every N iterations (default: once per epoch)")
+    learner: str = field(default="bernoulli", metadata={
+        "help": "bernoulli (Zhou et al.: sampled masks, p = sigmoid(score)) or edge-popup "
+                "(Ramanujan et al.: top-k of |score| per layer)"})
+    k: float = _help("edge-popup: fraction of each layer's weights kept, in (0, 1] (default: 0.5)")
+    weights: str = field(default="init", metadata={
+        "help": "frozen weights: init (Glorot normal) or signed_constant (sign of the init times "
+                "the std of its layer)"})
+    dwr: bool = field(default=False, metadata={
+        "help": "Dynamic Weight Rescaling: scale each layer's kernel by total / kept weights of its mask"})
+    inference: str = field(default="deterministic", metadata={
+        "help": "mask at evaluation: deterministic (p > 0.5, or the top-k) or sampled (bernoulli: a "
+                "fresh draw per evaluation batch); the paper's 10-sample test evaluation is always "
+                "reported too"})
+    optimizer: str = _help("sgd or adam (default: sgd)")
+    momentum: float = _help("SGD momentum (default: 0.9)")
+    weight_decay: float = _help("L2 on the scores, as PyTorch SGD weight_decay (default: bernoulli 0, "
+                                "edge-popup 1e-4)")
+    lr_schedule: str = _help("constant or cosine (default: bernoulli constant, edge-popup cosine)")
+    score_init: float = _help("bernoulli: initial score of every weight (default: 0, i.e. p = 0.5)")
+    eval_samples: int = field(default=10, metadata={
+        "help": "bernoulli: sampled masks averaged in the final test evaluation (the paper's 10)"})
+
+    def __post_init__(self):
+        super().__post_init__()
+        from supermask.layers.supermask import check_k, normalize_learner
+
+        object.__setattr__(self, "learner", normalize_learner(self.learner))
+        weights = str(self.weights).replace("-", "_")
+        if weights not in SUPERMASK_WEIGHTS:
+            raise ConfigError(f"weights must be one of {', '.join(SUPERMASK_WEIGHTS)}. "
+                              f"Received: weights={self.weights!r}")
+        object.__setattr__(self, "weights", weights)
+        if self.k is not None:
+            if self.learner != "edge-popup":
+                raise ConfigError(f"k applies to learner 'edge-popup' only. Received: k={self.k}, "
+                                  f"learner={self.learner!r}")
+            check_k(self.k)
+        if self.score_init is not None and self.learner != "bernoulli":
+            raise ConfigError(f"score_init applies to learner 'bernoulli' only (edge-popup scores start "
+                              f"Kaiming-uniform). Received: learner={self.learner!r}")
+        if self.inference not in ("deterministic", "sampled"):
+            raise ConfigError(f"inference must be deterministic or sampled. Received: inference={self.inference!r}")
+        if self.inference == "sampled" and self.learner != "bernoulli":
+            raise ConfigError("inference='sampled' needs learner 'bernoulli' (edge-popup masks are "
+                              f"deterministic). Received: learner={self.learner!r}")
+        if self.optimizer is not None and self.optimizer not in ("sgd", "adam"):
+            raise ConfigError(f"optimizer must be sgd or adam. Received: optimizer={self.optimizer!r}")
+        if self.lr_schedule is not None and self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}. "
+                              f"Received: lr_schedule={self.lr_schedule!r}")
+        for name in ("momentum", "weight_decay"):
+            value = getattr(self, name)
+            if value is not None and not value >= 0:
+                raise ConfigError(f"{name} must be >= 0. Received: {name}={value!r}")
+        _positive(self, "eval_samples")
+
+    def resolved(self, name):
+        """A field's value, or the learner's default where it is unset."""
+        value = getattr(self, name)
+        if value is not None:
+            return value
+        if name == "k":
+            return 0.5
+        if name == "score_init":
+            return 0.0
+        return LEARNER_DEFAULTS[self.learner][name]
+
+    def resolved_batch_size(self):
+        return self.resolved("batch_size")
+
+    def resolved_learning_rate(self):
+        return self.resolved("learning_rate")
+
+    def steps_per_epoch(self, num_train_examples):
+        return max(1, round(num_train_examples / self.resolved_batch_size()))
+
+    def num_iterations(self, num_train_examples):
+        """Training length in iterations: --iterations, else --epochs, else 2000 epochs."""
+        if self.iterations is not None:
+            return int(self.iterations)
+        epochs = self.epochs if self.epochs is not None else SUPERMASK_EPOCHS
+        return max(1, round(epochs * num_train_examples / self.resolved_batch_size()))
+
+    def resolved_eval_every(self, num_train_examples):
+        return self.eval_every or self.steps_per_epoch(num_train_examples)

@@ -327,13 +327,16 @@ def split_arrays(data, split: str, max_examples=None):
         raise ConfigError(f"Unknown split {split!r}. Valid splits: {', '.join(SPLITS)}")
     x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
     if max_examples is not None:
-        if isinstance(max_examples, bool) or not isinstance(max_examples, (int, np.integer)) \
-                or max_examples <= 0:
-            raise ConfigError(f"max_examples must be a positive integer. Received {max_examples!r}.")
+        _check_positive("max_examples", max_examples)
         x, y = x[:max_examples], y[:max_examples]
     if len(x) == 0:
         raise ConfigError(f"The {split} split of {data.name} is empty; choose another --split.")
     return x, y
+
+
+def _check_positive(name, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ConfigError(f"{name} must be a positive integer. Received {name}={value!r}.")
 
 
 def evaluate(model, x, y, batch_size=EVAL_BATCH_SIZE):
@@ -406,6 +409,9 @@ def sweep(run_dir, *, criteria_names="all", mask1="none", prune_base=None, power
     mask1_names = parse_names(mask1, actions.MASK1_ACTIONS, actions.get_mask1)
     powers = parse_powers(powers)
     point_rng(seed)  # validates the seed before any work
+    _check_positive("batch_size", batch_size)
+    if max_examples is not None:
+        _check_positive("max_examples", max_examples)
     if split not in SPLITS:
         raise ConfigError(f"Unknown split {split!r}. Valid splits: {', '.join(SPLITS)}")
     run = load_run(run_dir)
@@ -575,8 +581,6 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.batch_size <= 0:
-        raise ConfigError(f"--batch-size must be positive. Received {args.batch_size}.")
     return sweep(
         args.run_dir, criteria_names=args.criteria, mask1=args.mask1, prune_base=args.prune_base,
         powers=args.powers, layer_cutoffs=args.layer_cutoffs, split=args.split,

@@ -195,7 +195,7 @@ def run(config, root, trials=1, data_dir=None, resume=False, verbose=1):
         raise ConfigError(f"Experiment {experiment} already has finished levels for seeds {started}. "
                           "Pass --resume to continue it, or choose another --root.")
     data = load_dataset(config.dataset, data_dir=data_dir, validation_size=config.validation_size)
-    hparams = {k: v for k, v in to_dict(config).items() if k != "seed"}
+    hparams = {k: v for k, v in to_dict(config).items() if k not in ("seed", "levels")}
     store.write_json(paths.hparams(experiment), hparams)
     if verbose:
         print(f"Experiment {experiment}")

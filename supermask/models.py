@@ -15,6 +15,11 @@ Convolutions are 3x3, stride 1, "same" padding; pools are 2x2 max-pools
 Layer names are stable so that weights and masks are plain dicts keyed by them:
 convolutions ``conv1`` .. ``conv6``, hidden dense layers ``fc1``, ``fc2``, the last
 layer ``output``. Only these layers carry prunable kernels.
+
+Each architecture is built from masked layers (``kind="masked"``: trainable kernels,
+fixed masks; lottery tickets) or supermask layers (``kind="supermask"``: frozen
+kernels, learned masks; Zhou et al. 2019 and Ramanujan et al. 2020). The same ``seed``
+gives both kinds the same initial kernels.
 """
 
 from dataclasses import dataclass
@@ -22,7 +27,13 @@ from dataclasses import dataclass
 import keras
 
 from supermask.errors import ConfigError
-from supermask.layers import MaskedConv2D, MaskedDense
+from supermask.layers import MaskedConv2D, MaskedDense, SupermaskConv2D, SupermaskDense, SupermaskLayer
+
+
+KINDS = ("masked", "supermask")
+# Arguments of ``SupermaskLayer`` that ``build_model(kind="supermask", supermask=...)`` accepts.
+SUPERMASK_OPTIONS = ("learner", "k", "signed_constant", "dynamic_scaling", "inference_mode",
+                     "score_initializer", "score_regularizer", "use_bias")
 
 
 @dataclass(frozen=True)
@@ -56,16 +67,54 @@ def get_spec(name):
         ) from None
 
 
-def build_model(name, input_shape, num_classes=10, seed=0, freeze_pruned=False):
+def build_model(name, input_shape, num_classes=10, seed=0, freeze_pruned=False, kind="masked",
+                supermask=None):
     """Build (uncompiled) model ``name`` for images of ``input_shape`` (H, W, C).
 
     ``seed`` fixes the Glorot-normal initial kernels: the same seed on the same
-    backend gives the same initial weights. Biases start at zero. Returns a
-    ``keras.Sequential`` whose prunable layers are named as in the module docstring.
+    backend gives the same initial weights, whatever ``kind``. Biases start at zero.
+    Returns a ``keras.Sequential`` whose prunable layers are named as in the module
+    docstring.
+
+    Args:
+        kind: ``"masked"`` (``MaskedDense`` / ``MaskedConv2D``) or ``"supermask"``
+            (``SupermaskDense`` / ``SupermaskConv2D``: frozen kernels, trainable scores).
+        freeze_pruned: masked layers only (see ``MaskedLayer``).
+        supermask: supermask layers only: a dict of ``SupermaskLayer`` options, any of
+            ``SUPERMASK_OPTIONS`` (e.g. ``{"learner": "edge-popup", "k": 0.5}``). Each
+            layer's mask-sampling seed (and default score init) is derived from ``seed``.
     """
     spec = get_spec(name)
     if len(input_shape) != 3:
         raise ConfigError(f"input_shape must be (height, width, channels). Received: {input_shape!r}")
+    if kind not in KINDS:
+        raise ConfigError(f"kind must be one of {', '.join(KINDS)}. Received: kind={kind!r}")
+    if kind == "masked":
+        if supermask:
+            raise ConfigError(f"supermask options need kind='supermask'. Received: kind={kind!r}")
+
+        def dense(units, index, **kwargs):
+            return MaskedDense(units, freeze_pruned=freeze_pruned, **kwargs)
+
+        def conv(filters, index, **kwargs):
+            return MaskedConv2D(filters, 3, padding="same", freeze_pruned=freeze_pruned, **kwargs)
+    else:
+        if freeze_pruned:
+            raise ConfigError("freeze_pruned applies to kind='masked' only. Received: kind='supermask'")
+        options = dict(supermask or {})
+        unknown = sorted(set(options) - set(SUPERMASK_OPTIONS))
+        if unknown:
+            raise ConfigError(
+                f"Unknown supermask option(s) {', '.join(unknown)}. Valid options: {', '.join(SUPERMASK_OPTIONS)}."
+            )
+
+        def dense(units, index, **kwargs):
+            return SupermaskDense(units, seed=seed * 1000 + 500 + index, **options, **kwargs)
+
+        def conv(filters, index, **kwargs):
+            return SupermaskConv2D(filters, 3, padding="same", seed=seed * 1000 + 500 + index,
+                                   **options, **kwargs)
+
     init_seeds = iter(range(seed * 1000, seed * 1000 + 100))
 
     def kernel_init():
@@ -76,25 +125,38 @@ def build_model(name, input_shape, num_classes=10, seed=0, freeze_pruned=False):
     for filters in spec.conv_filters:
         for _ in range(2):
             conv_index += 1
-            layers.append(MaskedConv2D(
-                filters, 3, padding="same", activation="relu",
-                kernel_initializer=kernel_init(), freeze_pruned=freeze_pruned,
-                name=f"conv{conv_index}",
-            ))
+            layers.append(conv(filters, conv_index, activation="relu", kernel_initializer=kernel_init(),
+                               name=f"conv{conv_index}"))
         layers.append(keras.layers.MaxPooling2D(2, name=f"pool{conv_index // 2}"))
     layers.append(keras.layers.Flatten(name="flatten"))
     for i, units in enumerate(spec.dense_units, start=1):
-        layers.append(MaskedDense(
-            units, activation="relu", kernel_initializer=kernel_init(),
-            freeze_pruned=freeze_pruned, name=f"fc{i}",
-        ))
-    layers.append(MaskedDense(
-        num_classes, kernel_initializer=kernel_init(), freeze_pruned=freeze_pruned,
-        name="output",
-    ))
+        layers.append(dense(units, conv_index + i, activation="relu", kernel_initializer=kernel_init(),
+                            name=f"fc{i}"))
+    layers.append(dense(num_classes, conv_index + len(spec.dense_units) + 1,
+                        kernel_initializer=kernel_init(), name="output"))
     return keras.Sequential(layers, name=f"{name}_model")
 
 
 def prunable_layers(model):
-    """The layers of ``model`` that own a kernel and a mask, in order, as {name: layer}."""
-    return {layer.name: layer for layer in model.layers if hasattr(layer, "mask")}
+    """The layers of ``model`` that own a kernel and a mask (masked or supermask), in order,
+    as {name: layer}."""
+    return {layer.name: layer for layer in model.layers if hasattr(layer, "inference_mask")}
+
+
+def supermask_layers(model):
+    """The supermask layers of ``model``, in order, as {name: layer}."""
+    return {layer.name: layer for layer in model.layers if isinstance(layer, SupermaskLayer)}
+
+
+def set_inference_mode(model, mode):
+    """Set ``inference_mode`` ("deterministic" or "sampled") of every supermask layer.
+
+    Also drops the model's compiled predict/evaluate functions, so that a compiled
+    model (JAX, TensorFlow) retraces with the new mode.
+    """
+    from supermask.layers.supermask import check_inference_mode
+
+    for layer in supermask_layers(model).values():
+        layer.inference_mode = check_inference_mode(mode, layer.learner)
+    model.test_function = None
+    model.predict_function = None

@@ -43,8 +43,26 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def make_optimizer(learning_rate):
-    """The papers' optimiser: Adam with Keras's defaults otherwise."""
+OPTIMIZERS = ("adam", "sgd")
+
+
+def make_optimizer(learning_rate, name="adam", momentum=0.0, cosine_steps=None):
+    """An optimiser; by default the lottery papers' Adam with Keras's defaults otherwise.
+
+    Args:
+        learning_rate: the (initial) learning rate.
+        name: ``"adam"`` or ``"sgd"`` (SGD with ``momentum``; Keras's momentum update
+            equals TF1 ``MomentumOptimizer`` and PyTorch ``SGD`` for a constant rate).
+        momentum: SGD momentum (Zhou et al.'s supermasks and Ramanujan et al.: 0.9).
+        cosine_steps: if set, the rate follows a cosine decay to 0 over this many
+            iterations (Ramanujan et al.'s ``cosine_lr``, per step instead of per epoch).
+    """
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}. Received: optimizer={name!r}")
+    if cosine_steps:
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=int(cosine_steps))
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
     return keras.optimizers.Adam(learning_rate=learning_rate)
 
 

@@ -81,7 +81,8 @@ def test_bad_configs_and_existing_experiments(tmp_path, small_mnist):
     with pytest.raises(ConfigError, match="rewind_iteration"):
         lottery.run_trial(LotteryConfig(iterations=5, rewind_iteration=5), small_mnist, tmp_path, verbose=0)
     assert LotteryConfig(seed=3).experiment_hash() == LotteryConfig().experiment_hash()
-    assert LotteryConfig(levels=3).experiment_hash() != LotteryConfig().experiment_hash()
+    assert LotteryConfig(levels=3).experiment_hash() == LotteryConfig().experiment_hash()
+    assert LotteryConfig(criterion="movement").experiment_hash() != LotteryConfig().experiment_hash()
     assert LotteryConfig(model="conv6", rate_conv=0.3).rates(["conv1", "fc1", "output"]) == {
         "conv1": 0.3, "fc1": 0.2, "output": 0.1}
 

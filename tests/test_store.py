@@ -38,3 +38,15 @@ def test_corrupt_files_give_clear_errors(tmp_path):
         store.load_arrays(tmp_path / "bad.h5")
     with pytest.raises(SupermaskError, match="Missing file"):
         store.load_arrays(tmp_path / "none.h5")
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    import os
+
+    store.write_json(tmp_path / "m.json", {"x": 1})
+    with store.atomic_dir(tmp_path / "level_0") as folder:
+        store.write_json(folder / "a.json", {})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "m.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "level_0").stat().st_mode & 0o777 == 0o777 & ~umask

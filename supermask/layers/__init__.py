@@ -2,9 +2,19 @@
 
 import keras
 
-from supermask.layers.masked import MaskedConv2D, MaskedDense, MaskedLayer
+from supermask.layers.masked import KernelLayer, MaskedConv2D, MaskedDense, MaskedLayer
+from supermask.layers.supermask import (
+    INFERENCE_MODES,
+    LEARNERS,
+    SupermaskConv2D,
+    SupermaskDense,
+    SupermaskLayer,
+)
 
-for _cls in (MaskedDense, MaskedConv2D):
+for _cls in (MaskedDense, MaskedConv2D, SupermaskDense, SupermaskConv2D):
     keras.saving.register_keras_serializable(package="supermask")(_cls)
 
-__all__ = ["MaskedLayer", "MaskedDense", "MaskedConv2D"]
+__all__ = [
+    "KernelLayer", "MaskedLayer", "MaskedDense", "MaskedConv2D",
+    "SupermaskLayer", "SupermaskDense", "SupermaskConv2D", "LEARNERS", "INFERENCE_MODES",
+]

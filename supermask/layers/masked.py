@@ -12,7 +12,14 @@ the "Mask-0" actions of Zhou et al. (2019), e.g. pruned weights frozen at their
 initial values.
 
 ``MaskedDense`` and ``MaskedConv2D`` share one base class; the convolution is a
-``convolution_op`` hook, so the masking rule is written once.
+``linear_op`` hook, so the masking rule is written once. The geometry (shapes, the
+op, validation, config) lives in the ``DenseOp`` / ``Conv2DOp`` mixins and the common
+arguments in ``KernelLayer``, which the supermask layers (``supermask.layers.supermask``)
+reuse with their own masking rule.
+
+Every layer with a kernel provides ``inference_kernel()`` (float32 numpy: the kernel
+the layer computes with at inference) and ``inference_mask()`` (bool numpy), which
+is all an exporter needs besides ``bias``.
 """
 
 import keras
@@ -22,11 +29,12 @@ from keras import ops
 from supermask.errors import ConfigError
 
 
-class MaskedLayer(keras.Layer):
-    """Base class: owns ``kernel``, ``bias`` and ``mask``; subclasses define shapes and the op.
+class KernelLayer(keras.Layer):
+    """Shared arguments of our kernel layers: activation, bias and initialisers.
 
-    Subclasses implement ``kernel_shape(input_shape)`` and ``linear_op(inputs, kernel)``.
-    The mask is a non-trainable float variable holding exactly 0.0 or 1.0.
+    Subclasses implement ``kernel_shape(input_shape)``, ``output_channels()`` and
+    ``linear_op(inputs, kernel)`` (the ``DenseOp`` / ``Conv2DOp`` mixins do), and
+    ``inference_kernel()`` / ``inference_mask()``.
     """
 
     def __init__(
@@ -35,7 +43,6 @@ class MaskedLayer(keras.Layer):
         use_bias=True,
         kernel_initializer="glorot_normal",
         bias_initializer="zeros",
-        freeze_pruned=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -43,7 +50,6 @@ class MaskedLayer(keras.Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
-        self.freeze_pruned = bool(freeze_pruned)
 
     # --- hooks for subclasses -------------------------------------------------
     def kernel_shape(self, input_shape):
@@ -54,6 +60,33 @@ class MaskedLayer(keras.Layer):
 
     def linear_op(self, inputs, kernel):
         raise NotImplementedError
+
+    def inference_kernel(self):
+        raise NotImplementedError
+
+    def inference_mask(self):
+        raise NotImplementedError
+
+    def get_config(self):
+        config = {
+            "activation": keras.activations.serialize(self.activation),
+            "use_bias": self.use_bias,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }
+        return {**super().get_config(), **config}
+
+
+class MaskedLayer(KernelLayer):
+    """Base class: owns ``kernel``, ``bias`` and ``mask``; subclasses define shapes and the op.
+
+    Subclasses implement ``kernel_shape(input_shape)`` and ``linear_op(inputs, kernel)``.
+    The mask is a non-trainable float variable holding exactly 0.0 or 1.0.
+    """
+
+    def __init__(self, freeze_pruned=False, **kwargs):
+        super().__init__(**kwargs)
+        self.freeze_pruned = bool(freeze_pruned)
 
     # --- Keras layer API ------------------------------------------------------
     def build(self, input_shape):
@@ -88,14 +121,7 @@ class MaskedLayer(keras.Layer):
         return self.activation(outputs)
 
     def get_config(self):
-        config = {
-            "activation": keras.activations.serialize(self.activation),
-            "use_bias": self.use_bias,
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-            "freeze_pruned": self.freeze_pruned,
-        }
-        return {**super().get_config(), **config}
+        return {**super().get_config(), "freeze_pruned": self.freeze_pruned}
 
     # --- numpy helpers --------------------------------------------------------
     def set_mask(self, mask):
@@ -113,20 +139,17 @@ class MaskedLayer(keras.Layer):
         """The mask as a numpy bool array of the kernel's shape."""
         return np.asarray(keras.ops.convert_to_numpy(self.mask)) > 0.5
 
+    def inference_mask(self):
+        """The mask used at inference as a numpy bool array (the same as ``get_mask``)."""
+        return self.get_mask()
+
     def inference_kernel(self):
         """The kernel used at inference as a float32 numpy array (what an exporter folds in)."""
         return np.asarray(keras.ops.convert_to_numpy(self.effective_kernel), dtype=np.float32)
 
 
-class MaskedDense(MaskedLayer):
-    """Dense layer ``activation(inputs @ (kernel * mask) + bias)``.
-
-    Args:
-        units: positive int, output size.
-        activation, use_bias, kernel_initializer, bias_initializer: as ``keras.layers.Dense``.
-        freeze_pruned: keep masked-off kernel entries at their stored value, frozen,
-            instead of zero.
-    """
+class DenseOp:
+    """Mixin: the geometry of a dense layer (``units``; ``inputs @ kernel``)."""
 
     def __init__(self, units, **kwargs):
         super().__init__(**kwargs)
@@ -151,16 +174,8 @@ class MaskedDense(MaskedLayer):
         return {**super().get_config(), "units": self.units}
 
 
-class MaskedConv2D(MaskedLayer):
-    """2-D convolution (channels_last) with a masked kernel of shape (kh, kw, cin, filters).
-
-    Args:
-        filters: positive int, number of output channels.
-        kernel_size: int or pair of ints.
-        strides: int or pair of ints.
-        padding: "valid" or "same".
-        Other arguments as ``MaskedDense``.
-    """
+class Conv2DOp:
+    """Mixin: the geometry of a channels-last 2-D convolution, kernel (kh, kw, cin, filters)."""
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", **kwargs):
         super().__init__(**kwargs)
@@ -206,6 +221,29 @@ class MaskedConv2D(MaskedLayer):
             "padding": self.padding,
         }
         return {**super().get_config(), **config}
+
+
+class MaskedDense(DenseOp, MaskedLayer):
+    """Dense layer ``activation(inputs @ (kernel * mask) + bias)``.
+
+    Args:
+        units: positive int, output size.
+        activation, use_bias, kernel_initializer, bias_initializer: as ``keras.layers.Dense``.
+        freeze_pruned: keep masked-off kernel entries at their stored value, frozen,
+            instead of zero.
+    """
+
+
+class MaskedConv2D(Conv2DOp, MaskedLayer):
+    """2-D convolution (channels_last) with a masked kernel of shape (kh, kw, cin, filters).
+
+    Args:
+        filters: positive int, number of output channels.
+        kernel_size: int or pair of ints.
+        strides: int or pair of ints.
+        padding: "valid" or "same".
+        Other arguments as ``MaskedDense``.
+    """
 
 
 def _pair(value, name):

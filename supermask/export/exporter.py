@@ -1,0 +1,80 @@
+"""Export a Keras model, or a trained run, to one self-contained ONNX file.
+
+``export_model`` strips the model (masks folded into the kernels), builds the graph with
+per-tensor dense/sparse and float32/ternary storage, checks it with ``onnx.checker``,
+writes it to a temporary file beside ``path``, runs it in onnxruntime against Keras on
+random images (``verify=True``), and only then renames it to ``path``. Any failure leaves
+neither ``path`` nor a temporary file behind.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from supermask import store
+from supermask.export import runs
+from supermask.export.errors import ExportError
+from supermask.export.onnx_graph import to_onnx
+from supermask.export.strip import strip
+from supermask.export.verify import self_check
+
+
+@dataclass
+class ExportReport:
+    """What was written: the file, its size, one dict per kernel layer, the self-check."""
+
+    path: Path
+    bytes: int
+    layers: list
+    metadata: dict = field(default_factory=dict)
+    check: object = None  # a verify.Comparison, or None without verification
+
+    def format(self):
+        """A short human-readable table of the layers."""
+        lines = [f"{self.path} ({self.bytes / 1024:.1f} KiB)",
+                 f"  {'layer':<10} {'shape':<18} {'density':>8}  {'storage':<7} {'dtype':<13} {'KiB':>9}"]
+        for row in self.layers:
+            lines.append(f"  {row['layer']:<10} {str(tuple(row['shape'])):<18} {100 * row['density']:7.2f}%  "
+                         f"{row['storage']:<7} {row['dtype']:<13} {row['bytes'] / 1024:9.1f}")
+        if self.check is not None:
+            lines.append(f"  onnxruntime vs Keras on {self.check.count} random images: max |diff| "
+                         f"{self.check.max_abs_diff:.2e}, argmax agreement {100 * self.check.argmax_agreement:.1f}%")
+        return "\n".join(lines)
+
+
+def export_model(model, path, *, storage="auto", ternary="auto", metadata=None, verify=True):
+    """Write ``model`` to the ONNX file ``path``; return an ``ExportReport``.
+
+    Args:
+        model: a built ``keras.Sequential`` (see ``supermask.export.strip``).
+        storage: "auto" (per tensor, whichever is smaller), "dense" or "sparse".
+        ternary: "auto" (int8 + scale where a kernel's nonzeros share one magnitude),
+            "on" (required for every kernel) or "off".
+        metadata: extra ``metadata_props`` (values turned into strings).
+        verify: compare onnxruntime with Keras on random images before keeping the file.
+    """
+    stripped = strip(model)
+    try:
+        proto, layers = to_onnx(stripped, storage=storage, ternary=ternary, metadata=metadata)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"onnx.checker rejects the exported graph ({exc}); this is an exporter bug.") from None
+    path = Path(path)
+    if path.is_dir():
+        raise ExportError(f"{path} is a folder; pass the ONNX file to write, e.g. {path / 'model.onnx'}.")
+    check = None
+    with store.atomic_path(path) as tmp:
+        onnx.save(proto, str(tmp))
+        if verify:
+            check = self_check(model, tmp, stripped.input_shape)
+    return ExportReport(path, path.stat().st_size, layers,
+                        {p.key: p.value for p in proto.metadata_props}, check)
+
+
+def export_run(run_dir, path, *, level=None, trial=None, control=False, storage="auto",
+               ternary="auto", verify=True):
+    """Export the model of a run / level / trial / experiment folder (see ``supermask.export.runs``)."""
+    run = runs.resolve(run_dir, level=level, trial=trial, control=control)
+    model = runs.load_model(run)
+    return export_model(model, path, storage=storage, ternary=ternary, metadata=run.metadata(),
+                        verify=verify)

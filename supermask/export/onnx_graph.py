@@ -1,0 +1,187 @@
+"""Build a self-contained ONNX model from a ``Stripped`` model (``to_onnx``).
+
+Layout: the graph takes the Keras input as is, channels_last ``(batch, H, W, C)`` float32,
+and returns ``logits``. ONNX ``Conv`` / ``MaxPool`` are channels_first, so the graph
+transposes once to NCHW before the first convolution or pooling and back to NHWC right
+before ``Flatten``, which therefore flattens in Keras's (H, W, C) order. "same" padding is
+Keras/TensorFlow's: ``out = ceil(in / stride)``, the odd extra pad at the bottom/right;
+it is written as explicit ``pads``.
+
+Weights: a convolution kernel (kh, kw, in, out) is stored as ONNX's (out, in, kh, kw); a
+dense kernel (in, out) as (out, in) for ``Gemm(transB=1)``. Each tensor is stored dense or
+sparse (``supermask.export.sparse``); ternary kernels are int8 + ``DequantizeLinear``.
+Dense layers always use ``Gemm`` with the transposed kernel: onnxruntime 1.32 rewrites
+``DequantizeLinear -> MatMul`` (and ``-> Gemm`` without transB) into ``MatMulNBits``, which
+quantises the activations to int8 and changes logits by ~1e-2, while ``DequantizeLinear ->
+Gemm(transB=1)`` and ``-> Conv`` keep float32 arithmetic (the export's self-check would
+catch a future rewrite).
+"""
+
+import json
+import math
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from supermask import __version__
+from supermask.export import sparse
+from supermask.export.errors import ExportError
+from supermask.export.strip import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+
+OPSET = 17
+IR_VERSION = 8
+OUTPUT = "logits"
+
+
+def same_pads(size, kernel, stride):
+    """(before, after, out) of Keras/TensorFlow "same" padding along one axis."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2, out
+
+
+def window(hw, kernel, strides, padding, what):
+    """ONNX ``pads`` [top, left, bottom, right] and the output (H, W) of a 2-D window op."""
+    pads, out = [0, 0, 0, 0], []
+    for axis in range(2):
+        size, k, s = hw[axis], kernel[axis], strides[axis]
+        if padding == "same":
+            before, after, n = same_pads(size, k, s)
+            pads[axis], pads[axis + 2] = before, after
+        else:
+            n = (size - k) // s + 1
+        if n < 1:
+            raise ExportError(f"{what}: a {k}-wide window does not fit an input of size {size}.")
+        out.append(n)
+    return pads, tuple(out)
+
+
+class _Builder:
+    def __init__(self, storage, ternary):
+        self.storage, self.ternary = storage, ternary
+        self.nodes, self.initializers, self.sparse_initializers, self.layers = [], [], [], []
+        self._count = 0
+
+    def node(self, op, inputs, name, **attrs):
+        self._count += 1
+        output = f"{name}/{op.lower()}_{self._count}"
+        self.nodes.append(helper.make_node(op, inputs, [output], name=f"{name}/{op}", **attrs))
+        return output
+
+    def tensor(self, array, name):
+        """Add a float32 (or int8) weight tensor, dense or sparse; return (name, kind, bytes)."""
+        proto, kind = sparse.initializer(array, name, self.storage)
+        (self.sparse_initializers if kind == "sparse" else self.initializers).append(proto)
+        size = sparse.sparse_bytes(array) if kind == "sparse" else sparse.dense_bytes(array)
+        return name, kind, size
+
+    def weights(self, op, stored_kernel):
+        """Kernel (ONNX layout) and bias inputs of ``op``; records the layer's storage."""
+        scale = sparse.use_ternary(op.name, stored_kernel, self.ternary)
+        if scale is None:
+            kernel, kind, size = self.tensor(stored_kernel, f"{op.name}.kernel")
+            dtype = "float32"
+        else:
+            quantized, kind, size = self.tensor(sparse.to_ternary(stored_kernel, scale), f"{op.name}.kernel_q")
+            self.initializers.append(numpy_helper.from_array(np.asarray(scale, np.float32), f"{op.name}.kernel_scale"))
+            self.initializers.append(numpy_helper.from_array(np.zeros((), np.int8), f"{op.name}.kernel_zero_point"))
+            self.nodes.append(helper.make_node(
+                "DequantizeLinear", [quantized, f"{op.name}.kernel_scale", f"{op.name}.kernel_zero_point"],
+                [f"{op.name}.kernel"], name=f"{op.name}/DequantizeLinear"))
+            kernel, size, dtype = f"{op.name}.kernel", size + 5, "ternary int8"
+        inputs = [kernel]
+        if op.bias is not None:
+            bias, _, bias_size = self.tensor(op.bias, f"{op.name}.bias")
+            inputs.append(bias)
+            size += bias_size
+        self.layers.append({
+            "layer": op.name, "op": type(op).__name__.lower(), "shape": list(op.kernel.shape),
+            "density": float(np.count_nonzero(op.kernel)) / op.kernel.size,
+            "storage": kind, "dtype": dtype,
+            "scale": None if scale is None else float(scale), "bytes": int(size),
+        })
+        return inputs
+
+
+def to_onnx(stripped, storage="auto", ternary="auto", metadata=None):
+    """``(onnx.ModelProto, layers)`` for a ``Stripped`` model.
+
+    ``storage``: auto | dense | sparse for every weight tensor; ``ternary``: auto | on | off
+    for every kernel (see ``supermask.export.sparse``). ``metadata``: extra string-valued
+    ``metadata_props``. ``layers``: one dict per kernel layer (density, storage, bytes...).
+    """
+    sparse.check_choice("storage", storage, sparse.STORAGES)
+    sparse.check_choice("ternary", ternary, sparse.TERNARY)
+    g = _Builder(storage, ternary)
+    x, shape = stripped.input_name, tuple(stripped.input_shape)
+    layout = {1: "flat", 3: "NHWC"}.get(len(shape))
+    if layout is None:
+        raise ExportError(f"Input shape {shape} is neither an image (H, W, C) nor a flat vector.")
+
+    def to_nchw(x, name):
+        if layout == "flat":
+            raise ExportError(f"Layer '{name}' needs an image (H, W, C) input but follows a Flatten.")
+        return (g.node("Transpose", [x], name, perm=[0, 3, 1, 2]), "NCHW") if layout == "NHWC" else (x, layout)
+
+    for op in stripped.ops:
+        if isinstance(op, Conv2D):
+            x, layout = to_nchw(x, op.name)
+            kh, kw, cin, cout = op.kernel.shape
+            if cin != shape[2]:
+                raise ExportError(f"Layer '{op.name}' expects {cin} input channels, receives {shape[2]}.")
+            pads, hw = window(shape[:2], (kh, kw), op.strides, op.padding, f"Layer '{op.name}'")
+            inputs = g.weights(op, np.ascontiguousarray(op.kernel.transpose(3, 2, 0, 1)))
+            x = g.node("Conv", [x, *inputs], op.name, kernel_shape=[kh, kw], strides=list(op.strides), pads=pads)
+            shape = (*hw, cout)
+        elif isinstance(op, Dense):
+            if layout != "flat":
+                raise ExportError(f"Dense layer '{op.name}' receives a rank-{len(shape) + 1} tensor; the "
+                                  "exporter supports dense layers on flat inputs only (add a Flatten).")
+            if op.kernel.shape[0] != shape[0]:
+                raise ExportError(f"Layer '{op.name}' expects {op.kernel.shape[0]} inputs, receives {shape[0]}.")
+            inputs = g.weights(op, np.ascontiguousarray(op.kernel.T))
+            x = g.node("Gemm", [x, *inputs], op.name, transB=1)
+            shape = (op.kernel.shape[1],)
+        elif isinstance(op, MaxPool2D):
+            x, layout = to_nchw(x, op.name)
+            pads, hw = window(shape[:2], op.pool_size, op.strides, op.padding, f"Layer '{op.name}'")
+            x = g.node("MaxPool", [x], op.name, kernel_shape=list(op.pool_size), strides=list(op.strides), pads=pads)
+            shape = (*hw, shape[2])
+        elif isinstance(op, Flatten):
+            if layout == "NCHW":
+                x, layout = g.node("Transpose", [x], op.name, perm=[0, 2, 3, 1]), "NHWC"
+            if layout == "NHWC":
+                x = g.node("Flatten", [x], op.name, axis=1)
+            layout, shape = "flat", (math.prod(shape),)
+        elif isinstance(op, ReLU):
+            pass
+        else:  # pragma: no cover - strip() only produces the types above
+            raise ExportError(f"Internal error: no ONNX form for {op!r}.")
+        if getattr(op, "activation", None) == "relu" or isinstance(op, ReLU):
+            x = g.node("Relu", [x], op.name)
+    if layout == "NCHW":
+        x = g.node("Transpose", [x], "output", perm=[0, 2, 3, 1])
+    if not g.nodes or g.nodes[-1].output[0] != x:
+        x = g.node("Identity", [x], "output")
+    g.nodes[-1].output[0] = OUTPUT
+
+    graph = helper.make_graph(
+        g.nodes, stripped.name,
+        [helper.make_tensor_value_info(stripped.input_name, TensorProto.FLOAT, ["batch", *stripped.input_shape])],
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", *shape])],
+        initializer=g.initializers, sparse_initializer=g.sparse_initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="supermask", producer_version=__version__,
+                              doc_string=f"Keras model '{stripped.name}' with its masks folded in, "
+                                         "exported by supermask.export")
+    model.ir_version = IR_VERSION
+    props = {"supermask_version": __version__, "input_layout": "NHWC",
+             "density": json.dumps({r["layer"]: r["density"] for r in g.layers}),
+             "overall_density": json.dumps(sum(r["density"] * math.prod(r["shape"]) for r in g.layers)
+                                           / sum(math.prod(r["shape"]) for r in g.layers)),
+             "storage": json.dumps({r["layer"]: f"{r['storage']} {r['dtype']}" for r in g.layers}),
+             **{k: str(v) for k, v in (metadata or {}).items()}}
+    helper.set_model_props(model, props)
+    onnx.checker.check_model(model)
+    return model, g.layers

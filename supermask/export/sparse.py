@@ -1,0 +1,115 @@
+"""How each weight tensor is stored in the ONNX file: dense or sparse, float32 or ternary.
+
+* **Sparse** storage is a ``SparseTensorProto`` in ``graph.sparse_initializer``: the nonzero
+  values and their int64 LINEAR indices into the row-major flattened tensor (ascending),
+  with ``dims`` the dense shape. onnxruntime densifies it when it loads the model. It costs
+  ``itemsize + 8`` bytes per nonzero against ``itemsize`` per entry for dense storage, so
+  ``auto`` picks sparse exactly when it is smaller: float32 below 1/3 density, int8 below 1/9.
+* **Ternary** storage is for kernels whose nonzeros all have one magnitude ``s`` (signed-
+  constant weights times a mask, as the supermask papers use): an int8 tensor of
+  {-1, 0, +1} plus the float32 scale ``s``; the graph turns it back into float weights with
+  ``DequantizeLinear`` (zero point 0), which gives exactly ``q * s``.
+
+``sparsify`` / ``densify`` are exact inverses on finite tensors (tested bit for bit), except
+that ``-0.0`` (what ``kernel * mask`` gives for a pruned negative weight) comes back as ``0.0``.
+"""
+
+import numpy as np
+from onnx import helper, numpy_helper
+
+from supermask.errors import ConfigError
+
+STORAGES = ("auto", "dense", "sparse")
+TERNARY = ("auto", "on", "off")
+INDEX_BYTES = 8  # int64 linear indices
+TERNARY_RTOL = 1e-6  # nonzero magnitudes equal up to float rounding of the rescaling
+
+
+def check_choice(name, value, choices):
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}. Received: {name}={value!r}")
+    return value
+
+
+def sparsify(array, name):
+    """``array`` as a ``SparseTensorProto`` named ``name``: nonzero values + linear int64 indices."""
+    array = np.asarray(array)
+    flat = array.reshape(-1)
+    indices = np.flatnonzero(flat).astype(np.int64)
+    values = numpy_helper.from_array(np.ascontiguousarray(flat[indices]), name)
+    return helper.make_sparse_tensor(values, numpy_helper.from_array(indices, f"{name}.indices"),
+                                     list(array.shape))
+
+
+def densify(sparse):
+    """The dense numpy array a ``SparseTensorProto`` stands for (linear or [nnz, rank] indices)."""
+    values = numpy_helper.to_array(sparse.values)
+    indices = numpy_helper.to_array(sparse.indices).astype(np.int64)
+    shape = tuple(int(d) for d in sparse.dims)
+    out = np.zeros(int(np.prod(shape)), dtype=values.dtype)
+    if indices.ndim == 2:  # coordinate format
+        indices = np.ravel_multi_index(tuple(indices.T), shape) if indices.size else indices.reshape(-1)
+    out[indices] = values
+    return out.reshape(shape)
+
+
+def dense_bytes(array):
+    return int(np.size(array)) * np.asarray(array).dtype.itemsize
+
+
+def sparse_bytes(array):
+    array = np.asarray(array)
+    return int(np.count_nonzero(array)) * (array.dtype.itemsize + INDEX_BYTES)
+
+
+def choose_storage(array, storage="auto"):
+    """``"dense"`` or ``"sparse"``: as forced, or (``auto``) whichever stores fewer bytes."""
+    check_choice("storage", storage, STORAGES)
+    if storage != "auto":
+        return storage
+    return "sparse" if sparse_bytes(array) < dense_bytes(array) else "dense"
+
+
+def initializer(array, name, storage="auto"):
+    """``(proto, kind)``: a dense ``TensorProto`` or a ``SparseTensorProto``, as chosen."""
+    kind = choose_storage(array, storage)
+    if kind == "sparse":
+        return sparsify(array, name), kind
+    return numpy_helper.from_array(np.ascontiguousarray(array), name), kind
+
+
+def ternary_scale(kernel, rtol=TERNARY_RTOL):
+    """The common magnitude of ``kernel``'s nonzeros, or None if they differ (beyond ``rtol``).
+
+    An all-zero kernel is ternary with scale 1.0.
+    """
+    magnitudes = np.abs(np.asarray(kernel, dtype=np.float32)[np.asarray(kernel) != 0])
+    if magnitudes.size == 0:
+        return np.float32(1.0)
+    low, high = magnitudes.min(), magnitudes.max()
+    if high - low > rtol * high:
+        return None
+    return np.float32(np.median(magnitudes)) if high != low else np.float32(high)
+
+
+def to_ternary(kernel, scale):
+    """int8 {-1, 0, +1}: the sign of every entry (0 stays 0)."""
+    return np.sign(np.asarray(kernel)).astype(np.int8)
+
+
+def use_ternary(layer, kernel, ternary="auto"):
+    """The scale to store ``kernel`` ternary with, or None for float32 storage.
+
+    ``auto``: ternary when every nonzero has the same magnitude; ``on``: required (a
+    ``ConfigError`` naming the layer otherwise); ``off``: never.
+    """
+    check_choice("ternary", ternary, TERNARY)
+    if ternary == "off":
+        return None
+    scale = ternary_scale(kernel)
+    if scale is None and ternary == "on":
+        distinct = np.unique(np.abs(kernel[kernel != 0])).size
+        raise ConfigError(
+            f"--ternary on needs signed-constant kernels, but layer '{layer}' has {distinct} distinct "
+            "nonzero magnitudes. Use --ternary auto (ternary only where possible) or off.")
+    return scale

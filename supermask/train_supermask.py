@@ -1,0 +1,201 @@
+"""Learn a supermask over frozen random weights: ``python -m supermask.train_supermask``.
+
+Builds the model with supermask layers (``models.build_model(kind="supermask")``),
+trains only their scores through the one training seam (``train.train_model``), and
+writes the same output layout as ``supermask.train``: ``hparams.json``,
+``weights_init.h5`` / ``weights_final.h5`` (``"layer/kernel"``, ``"layer/bias"``,
+``"layer/scores"``; kernels and biases are bit-identical between the two),
+``masks.h5`` (the final deterministic inference masks), ``model.keras`` and
+``metrics.json``.
+
+Evaluation. The history (every ``--eval-every`` iterations, once per epoch by
+default) uses the model's inference mode (``--inference``). At the end the run
+reports, with the deterministic mask, the accuracy on the whole train / validation /
+test splits; and, for the Bernoulli learner, the paper's protocol (Zhou et al.'s
+``train_supermask.py``): the mean (and std) test accuracy of ``--eval-samples``
+sampled masks, each draw evaluated on the whole test set at once (one draw per
+1000-image batch for conv models, to bound memory). Mask density per layer is
+reported twice: of the inference mask, and expected (mean of ``sigmoid(scores)``, the
+reference's "[Est] percent of 1s").
+
+Example (paper defaults: SGD, momentum 0.9, learning rate 100, batch 250, scores 0)::
+
+    KERAS_BACKEND=jax python -m supermask.train_supermask --model fc --epochs 20 \\
+        --data-dir ../shared/data/mnist --out runs/supermask/fc
+"""
+
+import argparse
+
+import keras
+import numpy as np
+
+from supermask import backend, paths, store
+from supermask.config import SupermaskConfig, config_hash, to_dict
+from supermask.train import EVAL_BATCH_SIZE, compile_model, make_optimizer, summarize, train_model
+
+
+def layer_options(config):
+    """The ``SupermaskLayer`` options of ``config`` (for ``build_model(supermask=...)``)."""
+    options = {
+        "learner": config.learner,
+        "signed_constant": config.weights == "signed_constant",
+        "dynamic_scaling": config.dwr,
+        "inference_mode": config.inference,
+    }
+    if config.learner == "edge-popup":
+        options["k"] = config.resolved("k")
+    else:
+        options["score_initializer"] = keras.initializers.Constant(config.resolved("score_init"))
+    weight_decay = config.resolved("weight_decay")
+    if weight_decay:
+        options["score_regularizer"] = keras.regularizers.L2(weight_decay / 2)
+    return options
+
+
+def build(config, input_shape, num_classes=10):
+    """The compiled-ready (uncompiled) supermask model of ``config``."""
+    from supermask.models import build_model
+
+    return build_model(config.model, input_shape, num_classes, seed=config.seed, kind="supermask",
+                       supermask=layer_options(config))
+
+
+def optimizer_for(config, iterations):
+    """The optimiser of ``config`` (learner defaults where unset) for a run of ``iterations``."""
+    cosine = config.resolved("lr_schedule") == "cosine"
+    return make_optimizer(config.resolved_learning_rate(), name=config.resolved("optimizer"),
+                          momentum=config.resolved("momentum"), cosine_steps=iterations if cosine else None)
+
+
+def density_report(model):
+    """Per layer and in total: kept / size of the inference mask, and the expected density."""
+    from supermask.models import supermask_layers
+
+    report, kept_all, size_all, expected_all = {}, 0, 0, 0.0
+    for name, layer in supermask_layers(model).items():
+        mask = layer.inference_mask()
+        expected = layer.expected_density()
+        report[name] = {"kept": int(mask.sum()), "size": int(mask.size),
+                        "inference": float(mask.mean()), "expected": expected}
+        kept_all += int(mask.sum())
+        size_all += int(mask.size)
+        expected_all += expected * mask.size
+    report["total"] = {"kept": kept_all, "size": size_all, "inference": kept_all / max(size_all, 1),
+                       "expected": expected_all / max(size_all, 1)}
+    return report
+
+
+def _evaluate(model, x, y, batch_size=EVAL_BATCH_SIZE):
+    if len(x) == 0:
+        return {"loss": None, "accuracy": None}
+    logs = model.evaluate(x, y, batch_size=batch_size, verbose=0, return_dict=True)
+    return {"loss": float(logs["loss"]), "accuracy": float(logs["accuracy"])}
+
+
+def final_evaluation(model, data, config):
+    """Deterministic train/val/test metrics and, for bernoulli, the paper's sampled test metric."""
+    from supermask.models import set_inference_mode
+
+    set_inference_mode(model, "deterministic")
+    final = {"deterministic": {}}
+    for split, x, y in (("train", data.x_train, data.y_train), ("val", data.x_val, data.y_val),
+                        ("test", data.x_test, data.y_test)):
+        logs = _evaluate(model, x, y)
+        final["deterministic"][f"{split}_loss"] = logs["loss"]
+        final["deterministic"][f"{split}_accuracy"] = logs["accuracy"]
+    if config.learner == "bernoulli" and len(data.x_test):
+        set_inference_mode(model, "sampled")
+        has_conv = any(layer.name.startswith("conv") for layer in model.layers)
+        batch = EVAL_BATCH_SIZE if has_conv else len(data.x_test)
+        draws = [_evaluate(model, data.x_test, data.y_test, batch) for _ in range(config.eval_samples)]
+        accuracies = [d["accuracy"] for d in draws]
+        final["sampled"] = {
+            "samples": config.eval_samples,
+            "test_accuracy_mean": float(np.mean(accuracies)),
+            "test_accuracy_std": float(np.std(accuracies)),
+            "test_loss_mean": float(np.mean([d["loss"] for d in draws])),
+            "test_accuracies": accuracies,
+        }
+    set_inference_mode(model, config.inference)
+    return final
+
+
+def run(config, data_dir=None, out=None, verbose=1):
+    """Learn the supermask of ``config`` and write its results to ``out``; returns the metrics dict."""
+    from supermask.data import load_dataset
+    from supermask.masks import get_masks, get_weights
+
+    data = load_dataset(config.dataset, data_dir=data_dir, validation_size=config.validation_size)
+    keras.utils.set_random_seed(config.seed)
+    model = build(config, data.input_shape, data.num_classes)
+    iterations = config.num_iterations(len(data.x_train))
+    batch_size = config.resolved_batch_size()
+    compile_model(model, optimizer_for(config, iterations))
+    if verbose:
+        print(f"Learning a {config.learner} supermask of {config.model} ({config.weights} weights"
+              f"{', DWR' if config.dwr else ''}) on {config.dataset} for {iterations} iterations "
+              f"(batch {batch_size}, {config.resolved('optimizer')} lr {config.resolved_learning_rate()}, "
+              f"backend {backend.name()})")
+    init = get_weights(model)
+    result = train_model(model, data, iterations=iterations, batch_size=batch_size, seed=config.seed,
+                         eval_every=config.resolved_eval_every(len(data.x_train)), verbose=verbose)
+    final = final_evaluation(model, data, config)
+    metrics = {
+        "backend": backend.name(),
+        "config_hash": config_hash(config),
+        "iterations": iterations,
+        "epochs": iterations * batch_size / len(data.x_train),
+        "seconds": result.seconds,
+        "summary": summarize(result.history),
+        "final": final,
+        "density": density_report(model),
+        "history": result.history,
+    }
+    if out is not None:
+        store.write_json(paths.hparams(out), to_dict(config))
+        store.save_arrays(paths.weights_init(out), init)
+        store.save_arrays(paths.weights_final(out), get_weights(model))
+        store.save_arrays(paths.masks(out), get_masks(model))
+        store.save_model(paths.model(out), model)
+        store.write_json(paths.metrics(out), metrics)
+    if verbose:
+        det = final["deterministic"]
+        sampled = final.get("sampled")
+        density = ", ".join(f"{k} {v['inference']:.3f}" for k, v in metrics["density"].items())
+        print(f"Done in {result.seconds:.1f} s: test accuracy {det['test_accuracy']:.4f} (deterministic mask)"
+              + (f", {sampled['test_accuracy_mean']:.4f} ± {sampled['test_accuracy_std']:.4f} "
+                 f"(mean of {sampled['samples']} sampled masks)" if sampled else "")
+              + f"; mask density {density}" + (f"; results in {out}" if out else ""))
+    return metrics
+
+
+def build_parser():
+    from supermask.cli import add_config_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="python -m supermask.train_supermask",
+        description="Learn a supermask (Zhou et al. 2019: Bernoulli; Ramanujan et al. 2020: edge-popup) "
+                    "over frozen random weights and save the weights, scores, masks and metrics. "
+                    "The backend is chosen by KERAS_BACKEND.",
+    )
+    add_config_arguments(parser, SupermaskConfig)
+    parser.add_argument("--data-dir", default=None,
+                        help="folder holding the dataset files (default: $SUPERMASK_DATA, then the cache, then download)")
+    parser.add_argument("--out", default=None, help="output folder (default: runs/supermask/<config hash>)")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    return parser
+
+
+def main(argv=None):
+    from supermask.cli import config_from_args
+
+    args = build_parser().parse_args(argv)
+    config = config_from_args(SupermaskConfig, args)
+    out = args.out or f"runs/supermask/{config_hash(config)}"
+    return run(config, data_dir=args.data_dir, out=out, verbose=0 if args.quiet else 1)
+
+
+if __name__ == "__main__":
+    from supermask.cli import run_main
+
+    run_main(main)

@@ -1,0 +1,355 @@
+"""ONNX export (run once per KERAS_BACKEND): storage maths; masked fc, conv and supermask models
+vs Keras on real MNIST test images; ternary storage; errors; run folders and the two CLIs.
+"""
+
+import json
+import shutil
+
+import keras
+import numpy as np
+import onnx
+import pytest
+
+from supermask import check, paths, store
+from supermask import masks as M
+from supermask import train as train_cli
+from supermask.cli import run_main
+from supermask.errors import ConfigError
+from supermask.export import (ExportError, NonFiniteWeightsError, UnsupportedLayerError, densify,
+                              export_model, export_run, sparsify, verify)
+from supermask.export import __main__ as export_cli
+from supermask.export.runs import load_model, resolve
+from supermask.export.onnx_graph import same_pads
+from supermask.export.sparse import choose_storage, ternary_scale
+from supermask.layers import MaskedConv2D, MaskedDense
+from supermask.models import build_model
+
+ATOL = 1e-4
+
+
+def assert_matches_keras(model, path, x):
+    """onnxruntime logits == Keras logits (max abs diff <= 1e-4), argmax agreement 100 %."""
+    result = verify.compare(model, path, x)
+    assert result.count >= 1000
+    assert result.max_abs_diff <= ATOL, result
+    assert result.argmax_agreement == 1.0, result
+    return result
+
+
+def only_files(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def random_masks(model, densities, seed=0):
+    rng = np.random.default_rng(seed)
+    return {name: rng.random(k.shape) < densities[name] for name, k in M.kernels(M.get_weights(model)).items()}
+
+
+def with_random_biases(model, seed):
+    rng = np.random.default_rng(seed)
+    return {k: (0.05 * rng.normal(size=v.shape)).astype(np.float32)
+            for k, v in M.get_weights(model).items() if k.endswith("/bias")}
+
+
+# --- storage maths ----------------------------------------------------------------------
+def test_sparsify_densify_roundtrip_is_exact():
+    # Hand example: linear indices into the row-major flattening, values in that order.
+    proto = sparsify(np.array([[0, 1.5], [0, -2]], np.float32), "w")
+    assert list(proto.dims) == [2, 2] and proto.values.name == "w"
+    np.testing.assert_array_equal(onnx.numpy_helper.to_array(proto.indices), [1, 3])
+    np.testing.assert_array_equal(onnx.numpy_helper.to_array(proto.values), [1.5, -2])
+    assert onnx.numpy_helper.to_array(proto.indices).dtype == np.int64
+    rng = np.random.default_rng(0)
+    for shape, density, dtype in [((784, 300), 0.05, np.float32), ((3, 3, 64, 64), 0.3, np.float32),
+                                  ((7,), 1.0, np.float32), ((4, 5), 0.0, np.float32), ((300, 100), 0.1, np.int8)]:
+        array = (rng.normal(size=shape) * (rng.random(shape) < density)).astype(dtype)
+        if dtype == np.int8:
+            array = np.sign(rng.normal(size=shape)).astype(np.int8) * (rng.random(shape) < density)
+        back = densify(sparsify(array, "t"))
+        assert back.dtype == array.dtype and back.shape == array.shape
+        np.testing.assert_array_equal(back, array)
+        assert back.tobytes() == (array + array.dtype.type(0)).tobytes()  # bit for bit, -0.0 read as 0.0
+
+
+def test_storage_is_chosen_by_size_and_can_be_forced():
+    rng = np.random.default_rng(0)
+
+    def tensor(density, dtype=np.float32):
+        return (rng.permutation(3000) < density * 3000).astype(dtype).reshape(30, 100)
+
+    assert choose_storage(tensor(0.30)) == "sparse" and choose_storage(tensor(0.35)) == "dense"
+    assert choose_storage(tensor(0.10, np.int8)) == "sparse" and choose_storage(tensor(0.12, np.int8)) == "dense"
+    assert choose_storage(tensor(0.9), "sparse") == "sparse" and choose_storage(tensor(0.01), "dense") == "dense"
+    with pytest.raises(ConfigError, match="storage must be one of auto, dense, sparse"):
+        choose_storage(tensor(0.5), "csr")
+
+
+def test_ternary_scale_and_same_padding():
+    signs = np.array([[1, 0, -1], [-1, 1, 0]], np.float32)
+    assert ternary_scale(signs * np.float32(0.07)) == np.float32(0.07)
+    assert ternary_scale(np.zeros((2, 2), np.float32)) == 1.0
+    assert ternary_scale(np.array([0.1, -0.2], np.float32)) is None
+    assert same_pads(28, 3, 1) == (1, 1, 28) and same_pads(28, 3, 2) == (0, 1, 14)  # TF puts the odd pad last
+    assert same_pads(7, 2, 2) == (0, 1, 4) and same_pads(5, 1, 1) == (0, 0, 5)
+
+
+# --- masked fc ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fc_run(tmp_path_factory, mnist):
+    """A run folder from ``python -m supermask.train`` (fc, 30 iterations on real MNIST)."""
+    out = tmp_path_factory.mktemp("runs") / "fc"
+    train_cli.main(["--model", "fc", "--iterations", "30", "--eval-every", "30", "--out", str(out), "--quiet"])
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained_fc(fc_run):
+    """The trained fc with masks of 10 % / 50 % / 90 % (masked after training, not retrained)."""
+    model = load_model(resolve(fc_run))
+    masks = random_masks(model, {"fc1": 0.1, "fc2": 0.5, "output": 0.9})
+    M.set_masks(model, masks)
+    return model, masks
+
+
+def test_masked_fc_matches_keras_on_real_mnist_with_metadata(trained_fc, mnist, tmp_path):
+    model, masks = trained_fc
+    report = export_model(model, tmp_path / "fc.onnx", metadata={"level": 3, "backend": keras.backend.backend()})
+    assert only_files(tmp_path) == ["fc.onnx"]
+    onnx.checker.check_model(onnx.load(str(tmp_path / "fc.onnx")))
+    assert_matches_keras(model, report.path, mnist.x_test[:1000])
+    storage = {r["layer"]: r["storage"] for r in report.layers}
+    assert storage == {"fc1": "sparse", "fc2": "dense", "output": "dense"}  # by density, per tensor
+    assert all(r["dtype"] == "float32" for r in report.layers)  # trained weights are not ternary
+    meta = verify.metadata(report.path)
+    for name, mask in masks.items():
+        assert meta["density"][name] == pytest.approx(mask.mean(), abs=1e-9)
+    assert meta["level"] == 3 and meta["backend"] == keras.backend.backend()
+    assert meta["supermask_version"] and meta["input_layout"] == "NHWC"
+    assert meta["storage"]["fc1"] == "sparse float32"
+    assert report.check.max_abs_diff <= ATOL and report.bytes == report.path.stat().st_size
+
+
+def test_forced_storage_gives_the_same_logits(trained_fc, mnist, tmp_path):
+    model, _ = trained_fc
+    x = mnist.x_test[:1000]
+    outputs, sizes = {}, {}
+    for storage in ("dense", "sparse"):
+        report = export_model(model, tmp_path / f"{storage}.onnx", storage=storage, verify=False)
+        assert {r["storage"] for r in report.layers} == {storage}
+        proto = onnx.load(str(report.path))
+        kinds = {t.values.name for t in proto.graph.sparse_initializer}
+        assert ("fc1.kernel" in kinds) == (storage == "sparse")
+        outputs[storage] = verify.run(verify.session(report.path), x)
+        sizes[storage] = report.bytes
+    np.testing.assert_allclose(outputs["sparse"], outputs["dense"], rtol=0, atol=1e-6)
+    auto = export_model(model, tmp_path / "auto.onnx", verify=False).bytes
+    assert auto < min(sizes.values())  # fc1 sparse (10 %), fc2/output dense (50 %, 90 %)
+
+
+# --- conv -----------------------------------------------------------------------------------
+def test_conv2_matches_keras_on_real_mnist(mnist, tmp_path):
+    keras.utils.set_random_seed(1)
+    model = build_model("conv2", mnist.input_shape, seed=1)
+    M.set_weights(model, with_random_biases(model, 1))  # nonzero biases exercise the bias path
+    M.set_masks(model, random_masks(model, {"conv1": 0.6, "conv2": 0.5, "fc1": 0.05, "fc2": 0.3, "output": 0.8}, 1))
+    report = export_model(model, tmp_path / "conv2.onnx", verify=False)
+    assert_matches_keras(model, report.path, mnist.x_test[:1000])
+    storage = {r["layer"]: r["storage"] for r in report.layers}
+    assert storage == {"conv1": "dense", "conv2": "dense", "fc1": "sparse", "fc2": "sparse", "output": "dense"}
+    ops = [n.op_type for n in onnx.load(str(report.path)).graph.node]
+    assert ops.count("Transpose") == 2 and ops.count("Conv") == 2 and "MaxPool" in ops
+
+
+def test_conv_geometry_strides_valid_and_odd_same_padding(mnist, tmp_path):
+    """Stride-2 "same" (asymmetric pads), "valid", pools with "same" on odd sizes, Flatten order."""
+    keras.utils.set_random_seed(2)
+    model = keras.Sequential([
+        keras.Input((28, 28, 1), name="image"),
+        MaskedConv2D(8, 3, strides=2, padding="same", activation="relu", name="conv1"),   # 14x14
+        keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1"),            # 7x7
+        MaskedConv2D(12, (3, 2), padding="valid", name="conv2"),                          # 5x6
+        keras.layers.Activation("relu", name="relu"),
+        keras.layers.MaxPooling2D(2, padding="same", name="pool2"),                       # 3x3
+        keras.layers.Flatten(name="flatten"),
+        MaskedDense(10, name="output"),
+    ])
+    M.set_weights(model, with_random_biases(model, 2))
+    M.set_masks(model, random_masks(model, {"conv1": 0.7, "conv2": 0.25, "output": 0.6}, 2))
+    report = export_model(model, tmp_path / "geometry.onnx", verify=False)
+    assert_matches_keras(model, report.path, mnist.x_test[:1000])
+
+
+# --- ternary ---------------------------------------------------------------------------------
+def test_ternary_export_equals_float_export_and_is_much_smaller(mnist, tmp_path):
+    model = build_model("fc", mnist.input_shape, seed=3)
+    weights = M.get_weights(model)
+    for name, kernel in M.kernels(weights).items():  # signed constant: sign(w) * sigma
+        weights[f"{name}/kernel"] = (np.sign(kernel) * np.float32(kernel.std())).astype(np.float32)
+    M.set_weights(model, weights)
+    M.set_masks(model, random_masks(model, {"fc1": 0.5, "fc2": 0.05, "output": 0.5}, 3))
+    x = mnist.x_test[:1000]
+    ternary = export_model(model, tmp_path / "ternary.onnx")  # auto detects signed constants
+    plain = export_model(model, tmp_path / "float.onnx", ternary="off")
+    assert {r["dtype"] for r in ternary.layers} == {"ternary int8"}
+    assert {r["layer"]: r["storage"] for r in ternary.layers} == {"fc1": "dense", "fc2": "sparse", "output": "dense"}
+    proto = onnx.load(str(ternary.path))
+    assert [n.op_type for n in proto.graph.node].count("DequantizeLinear") == 3
+    q = {t.name: onnx.numpy_helper.to_array(t) for t in proto.graph.initializer}["fc1.kernel_q"]
+    assert q.dtype == np.int8 and set(np.unique(q)) <= {-1, 0, 1}
+    diff = np.abs(verify.run(verify.session(ternary.path), x) - verify.run(verify.session(plain.path), x)).max()
+    assert diff <= ATOL
+    assert_matches_keras(model, ternary.path, x)
+    assert ternary.bytes < 0.3 * plain.bytes, (ternary.bytes, plain.bytes)
+
+
+def test_ternary_on_refuses_non_constant_kernels(trained_fc, tmp_path):
+    model, _ = trained_fc
+    with pytest.raises(ConfigError, match="--ternary on needs signed-constant kernels, but layer 'fc1'"):
+        export_model(model, tmp_path / "t.onnx", ternary="on")
+    assert only_files(tmp_path) == []
+
+
+# --- errors: a clear message and no file, not even a temporary one ---------------------------
+def test_nan_weights_are_refused(tmp_path):
+    model = build_model("fc", (28, 28, 1))
+    kernel = np.array(keras.ops.convert_to_numpy(model.get_layer("fc2").kernel))
+    kernel[3, 4] = np.nan
+    model.get_layer("fc2").kernel.assign(kernel)
+    with pytest.raises(NonFiniteWeightsError, match="Layer 'fc2' has 1 non-finite .* kernel"):
+        export_model(model, tmp_path / "nan.onnx")
+    assert only_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("make", [lambda: keras.layers.Dropout(0.5, name="drop"),
+                                  lambda: keras.layers.BatchNormalization(name="bn")], ids=["dropout", "batchnorm"])
+def test_unsupported_layers_are_refused(make, tmp_path):
+    extra = make()
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), MaskedDense(20, name="fc1"),
+                              extra, MaskedDense(10, name="output")])
+    cls = type(extra).__name__
+    with pytest.raises(UnsupportedLayerError, match=rf"Unsupported layer '{extra.name}' \({cls}\)"):
+        export_model(model, tmp_path / "bad.onnx")
+    assert only_files(tmp_path) == []
+
+
+def test_unsupported_activation_and_unbuilt_model_are_refused(tmp_path):
+    softmax = keras.Sequential([keras.Input((4,)), MaskedDense(3, activation="softmax", name="out")])
+    with pytest.raises(UnsupportedLayerError, match="'out' .*activation 'softmax'"):
+        export_model(softmax, tmp_path / "a.onnx")
+    with pytest.raises(ExportError, match="has not been built"):
+        export_model(keras.Sequential([MaskedDense(3)]), tmp_path / "b.onnx")
+    assert only_files(tmp_path) == []
+
+
+def test_metadata_values_are_json_where_possible(trained_fc, tmp_path):
+    model, _ = trained_fc
+    hparams = {"model": "fc", "seed": 0}
+    export_model(model, tmp_path / "m.onnx", metadata={"hparams": json.dumps(hparams)}, verify=False)
+    meta = verify.metadata(tmp_path / "m.onnx")
+    assert meta["hparams"] == hparams and 0 < meta["overall_density"] < 1
+
+
+# --- supermask layers (Bernoulli and edge-popup) ----------------------------------------------
+def supermask_model(name, options, scores_seed, scores_shift=0.0):
+    """A supermask model (``build_model(kind="supermask")``) with random scores; skips without one."""
+    layers = pytest.importorskip("supermask.layers", reason="supermask layers not available")
+    if not hasattr(layers, "SupermaskDense"):
+        pytest.skip("supermask.layers.SupermaskDense does not exist yet")
+    model = build_model(name, (28, 28, 1), seed=scores_seed, kind="supermask", supermask=options)
+    rng = np.random.default_rng(scores_seed)
+    M.set_weights(model, {k: (rng.normal(size=v.shape) + scores_shift).astype(np.float32)
+                          for k, v in M.get_weights(model).items() if k.endswith("/scores")})
+    return model
+
+
+def test_bernoulli_signed_constant_supermask_exports_ternary(mnist, tmp_path):
+    model = supermask_model("fc", {"learner": "bernoulli", "signed_constant": True, "dynamic_scaling": True}, 4)
+    report = export_model(model, tmp_path / "bernoulli.onnx", verify=False)
+    assert {r["dtype"] for r in report.layers} == {"ternary int8"}  # ±sigma x mask x (size / kept)
+    assert_matches_keras(model, report.path, mnist.x_test[:1000])
+    plain = export_model(model, tmp_path / "float.onnx", ternary="off", verify=False)
+    assert report.bytes < 0.3 * plain.bytes
+    densities = verify.metadata(report.path)["density"]
+    for layer in model.layers:
+        if hasattr(layer, "inference_mask"):
+            assert densities[layer.name] == pytest.approx(layer.inference_mask().mean(), abs=1e-9)
+
+
+def test_edge_popup_supermask_matches_keras(mnist, tmp_path):
+    model = supermask_model("fc", {"learner": "edge-popup", "k": 0.3}, 5)
+    report = export_model(model, tmp_path / "edge_popup.onnx", verify=False)
+    assert {r["dtype"] for r in report.layers} == {"float32"}
+    assert {r["storage"] for r in report.layers} == {"sparse"}  # 30 % < 1/3
+    assert_matches_keras(model, report.path, mnist.x_test[:1000])
+
+
+# --- run folders and the two command-line tools -------------------------------------------
+def test_cli_export_and_check_end_to_end(fc_run, mnist, tmp_path, capsys):
+    out = tmp_path / "ticket.onnx"
+    export_cli.main([str(fc_run), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert "fc1" in printed and "argmax agreement 100.0%" in printed
+    meta = verify.metadata(out)
+    assert meta["hparams"] == store.read_json(paths.hparams(fc_run))
+    assert meta["backend"] == keras.backend.backend() and meta["level"] == "none"
+    result = check.main([str(out), "--dataset", "mnist", "--repeats", "1"])
+    printed = capsys.readouterr().out
+    metrics = store.read_json(paths.metrics(fc_run))
+    assert result["count"] == 10000 and result["bytes"] == out.stat().st_size
+    assert result["accuracy"] == pytest.approx(metrics["summary"]["final_test_accuracy"], abs=1e-6)
+    for text in ("accuracy", "images/s", "fc1", "100.00%", "bytes"):
+        assert text in printed
+    assert_matches_keras(load_model(resolve(fc_run)), out, mnist.x_test[:1000])
+
+
+def test_lottery_folders_pick_trial_and_level(fc_run, tmp_path):
+    experiment = tmp_path / "abc123"
+    for trial, level in [(0, 0), (0, 2), (5, 0)]:
+        shutil.copytree(fc_run, paths.level(paths.trial(experiment, trial), level))
+        paths.hparams(paths.level(paths.trial(experiment, trial), level)).unlink()  # as in a lottery level
+    (paths.trial(experiment, 0) / ".level_3.x1.tmp").mkdir()  # an unfinished level is never picked
+    store.write_json(paths.hparams(experiment), {"model": "fc", "levels": 3})
+    for args, (trial, level) in [((experiment,), (0, 2)), ((experiment, 0), (0, 0)),
+                                 ((paths.trial(experiment, 0),), (0, 2)), ((paths.trial(experiment, 5),), (5, 0)),
+                                 ((paths.level(paths.trial(experiment, 0), 0),), (0, 0))]:
+        run = resolve(*args)
+        assert (run.trial, run.level) == (trial, level)
+        assert run.hparams == {"model": "fc", "levels": 3, "seed": trial}
+    assert resolve(experiment, trial=5).folder == paths.level(paths.trial(experiment, 5), 0)
+    report = export_run(experiment, tmp_path / "level.onnx", level=0, verify=False)
+    meta = verify.metadata(report.path)
+    assert (meta["level"], meta["trial"]) == (0, 0) and meta["hparams"]["seed"] == 0
+    for kwargs, error, message in [
+            ({"run_dir": experiment, "level": 7}, ConfigError, r"no finished level 7; finished levels: \[0, 2\]"),
+            ({"run_dir": experiment, "trial": 9}, ConfigError, r"no trial 9; it has trials \[0, 5\]"),
+            ({"run_dir": fc_run, "level": 1}, ConfigError, "is a single run"),
+            ({"run_dir": experiment, "control": True}, ExportError, "no random-reinit control"),
+            ({"run_dir": tmp_path / "nope"}, ExportError, "does not exist")]:
+        with pytest.raises(error, match=message):
+            resolve(**kwargs)
+
+
+def test_cli_errors_are_one_line_and_leave_no_file(fc_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    for argv, message in [([str(tmp_path / "missing"), "--out", str(out / "x.onnx")], "does not exist"),
+                          ([str(fc_run), "--out", str(out / "x.onnx"), "--ternary", "on"], "--ternary on needs")]:
+        with pytest.raises(SystemExit) as exit_info:
+            run_main(export_cli.main, argv)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and message in err and "\n" not in err
+        assert only_files(out) == []
+    with pytest.raises(SystemExit):
+        run_main(check.main, [str(out / "x.onnx")])
+    assert "Missing ONNX file" in capsys.readouterr().err
+
+
+def test_help_documents_every_flag():
+    text = export_cli.build_parser().format_help()
+    for flag in ("--out", "--level", "--trial", "--control", "--storage", "--ternary", "--no-verify", "--quiet"):
+        assert flag in text
+    assert "auto,dense,sparse" in text and "auto,on,off" in text
+    text = check.build_parser().format_help()
+    for flag in ("--dataset", "--data-dir", "--split", "--batch-size", "--repeats", "--threads"):
+        assert flag in text
