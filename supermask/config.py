@@ -200,8 +200,8 @@ class SupermaskConfig(TrainConfig):
         "help": "Dynamic Weight Rescaling: scale each layer's kernel by total / kept weights of its mask"})
     inference: str = field(default="deterministic", metadata={
         "help": "mask at evaluation: deterministic (p > 0.5, or the top-k) or sampled (bernoulli: a "
-                "fresh draw per evaluation batch); the paper's 10-sample test evaluation is always "
-                "reported too"})
+                "fresh draw per evaluation batch); for bernoulli the paper's 10-sample test "
+                "evaluation is reported too"})
     optimizer: str = _help("sgd or adam (default: sgd)")
     momentum: float = _help("SGD momentum (default: 0.9)")
     weight_decay: float = _help("L2 on the scores, as PyTorch SGD weight_decay (default: bernoulli 0, "

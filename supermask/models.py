@@ -151,12 +151,16 @@ def supermask_layers(model):
 def set_inference_mode(model, mode):
     """Set ``inference_mode`` ("deterministic" or "sampled") of every supermask layer.
 
-    Also drops the model's compiled predict/evaluate functions, so that a compiled
-    model (JAX, TensorFlow) retraces with the new mode.
+    If any mode changes, also drops the model's compiled predict/evaluate functions, so
+    that a compiled model (JAX, TensorFlow) retraces with the new mode.
     """
     from supermask.layers.supermask import check_inference_mode
 
-    for layer in supermask_layers(model).values():
-        layer.inference_mode = check_inference_mode(mode, layer.learner)
+    layers = supermask_layers(model).values()
+    modes = [check_inference_mode(mode, layer.learner) for layer in layers]
+    if all(layer.inference_mode == m for layer, m in zip(layers, modes)):
+        return
+    for layer, m in zip(layers, modes):
+        layer.inference_mode = m
     model.test_function = None
     model.predict_function = None

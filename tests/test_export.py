@@ -7,8 +7,10 @@ import shutil
 
 import keras
 import numpy as np
-import onnx
 import pytest
+
+onnx = pytest.importorskip("onnx", reason="the ONNX export needs onnx (see requirements.lock)")
+pytest.importorskip("onnxruntime", reason="the ONNX export needs onnxruntime (see requirements.lock)")
 
 from supermask import check, paths, store
 from supermask import masks as M
@@ -18,8 +20,8 @@ from supermask.errors import ConfigError
 from supermask.export import (ExportError, NonFiniteWeightsError, UnsupportedLayerError, densify,
                               export_model, export_run, sparsify, verify)
 from supermask.export import __main__ as export_cli
-from supermask.export.runs import load_model, resolve
 from supermask.export.onnx_graph import same_pads
+from supermask.export.runs import load_model, resolve
 from supermask.export.sparse import choose_storage, ternary_scale
 from supermask.layers import MaskedConv2D, MaskedDense
 from supermask.models import build_model
@@ -162,21 +164,29 @@ def test_conv2_matches_keras_on_real_mnist(mnist, tmp_path):
 
 def test_conv_geometry_strides_valid_and_odd_same_padding(mnist, tmp_path):
     """Stride-2 "same" (asymmetric pads), "valid", pools with "same" on odd sizes, Flatten order."""
-    keras.utils.set_random_seed(2)
+    z = "zeros"  # weights come from numpy below (and JAX compiles no initializer per shape)
     model = keras.Sequential([
         keras.Input((28, 28, 1), name="image"),
-        MaskedConv2D(8, 3, strides=2, padding="same", activation="relu", name="conv1"),   # 14x14
+        MaskedConv2D(8, 3, strides=2, padding="same", activation="relu", kernel_initializer=z, name="conv1"),
         keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1"),            # 7x7
-        MaskedConv2D(12, (3, 2), padding="valid", name="conv2"),                          # 5x6
+        MaskedConv2D(12, (3, 2), padding="valid", kernel_initializer=z, name="conv2"),    # 5x6
         keras.layers.Activation("relu", name="relu"),
         keras.layers.MaxPooling2D(2, padding="same", name="pool2"),                       # 3x3
         keras.layers.Flatten(name="flatten"),
-        MaskedDense(10, name="output"),
+        MaskedDense(10, kernel_initializer=z, name="output"),
     ])
-    M.set_weights(model, with_random_biases(model, 2))
+    rng = np.random.default_rng(2)
+    kernels = {f"{k}/kernel": (rng.normal(size=v.shape) / np.sqrt(v[..., 0].size)).astype(np.float32)
+               for k, v in M.kernels(M.get_weights(model)).items()}
+    M.set_weights(model, {**with_random_biases(model, 2), **kernels})
     M.set_masks(model, random_masks(model, {"conv1": 0.7, "conv2": 0.25, "output": 0.6}, 2))
     report = export_model(model, tmp_path / "geometry.onnx", verify=False)
     assert_matches_keras(model, report.path, mnist.x_test[:1000])
+    # Ternary convolutions (DequantizeLinear -> Conv) too: signed-constant kernels.
+    M.set_weights(model, {k: (np.sign(v) * np.float32(0.3)).astype(np.float32) for k, v in kernels.items()})
+    ternary = export_model(model, tmp_path / "geometry_ternary.onnx", ternary="on", verify=False)
+    assert {r["dtype"] for r in ternary.layers} == {"ternary int8"}
+    assert_matches_keras(model, ternary.path, mnist.x_test[:1000])
 
 
 # --- ternary ---------------------------------------------------------------------------------
@@ -200,6 +210,20 @@ def test_ternary_export_equals_float_export_and_is_much_smaller(mnist, tmp_path)
     assert diff <= ATOL
     assert_matches_keras(model, ternary.path, x)
     assert ternary.bytes < 0.3 * plain.bytes, (ternary.bytes, plain.bytes)
+    # Packed 2-bit ternary (opset 25): 1/16 of float32 for the kernels, same logits.
+    packed = export_model(model, tmp_path / "int2.onnx", ternary_bits=2, verify=False)
+    assert {r["dtype"] for r in packed.layers} == {"ternary int2"}
+    assert onnx.load(str(packed.path)).opset_import[0].version == 25
+    np.testing.assert_allclose(verify.run(verify.session(packed.path), x),
+                               verify.run(verify.session(ternary.path), x), rtol=0, atol=1e-6)
+    assert packed.bytes < 0.08 * plain.bytes, (packed.bytes, plain.bytes)
+    cast = export_model(model, tmp_path / "cast.onnx", ternary_bits=4, ternary_op="cast", verify=False)
+    ops = [n.op_type for n in onnx.load(str(cast.path)).graph.node]
+    assert ops.count("Cast") == 3 and "DequantizeLinear" not in ops
+    np.testing.assert_allclose(verify.run(verify.session(cast.path), x),
+                               verify.run(verify.session(ternary.path), x), rtol=0, atol=1e-6)
+    with pytest.raises(ConfigError, match="cannot hold 2-bit ternary kernels"):
+        export_model(model, tmp_path / "bad.onnx", storage="sparse", ternary_bits=2)
 
 
 def test_ternary_on_refuses_non_constant_kernels(trained_fc, tmp_path):
@@ -224,8 +248,9 @@ def test_nan_weights_are_refused(tmp_path):
                                   lambda: keras.layers.BatchNormalization(name="bn")], ids=["dropout", "batchnorm"])
 def test_unsupported_layers_are_refused(make, tmp_path):
     extra = make()
-    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), MaskedDense(20, name="fc1"),
-                              extra, MaskedDense(10, name="output")])
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                              MaskedDense(20, kernel_initializer="zeros", name="fc1"),
+                              extra, MaskedDense(10, kernel_initializer="zeros", name="output")])
     cls = type(extra).__name__
     with pytest.raises(UnsupportedLayerError, match=rf"Unsupported layer '{extra.name}' \({cls}\)"):
         export_model(model, tmp_path / "bad.onnx")
@@ -273,6 +298,13 @@ def test_bernoulli_signed_constant_supermask_exports_ternary(mnist, tmp_path):
     for layer in model.layers:
         if hasattr(layer, "inference_mask"):
             assert densities[layer.name] == pytest.approx(layer.inference_mask().mean(), abs=1e-9)
+    # A model evaluated with sampled masks exports (and self-checks) its deterministic mask.
+    for layer in model.layers:
+        if hasattr(layer, "inference_mode"):
+            layer.inference_mode = "sampled"
+    sampled = export_model(model, tmp_path / "sampled.onnx")
+    assert sampled.check.max_abs_diff <= ATOL and verify.metadata(sampled.path)["inference_mask"] == "deterministic"
+    assert all(layer.inference_mode == "sampled" for layer in model.layers if hasattr(layer, "inference_mode"))
 
 
 def test_edge_popup_supermask_matches_keras(mnist, tmp_path):
@@ -308,17 +340,25 @@ def test_lottery_folders_pick_trial_and_level(fc_run, tmp_path):
         shutil.copytree(fc_run, paths.level(paths.trial(experiment, trial), level))
         paths.hparams(paths.level(paths.trial(experiment, trial), level)).unlink()  # as in a lottery level
     (paths.trial(experiment, 0) / ".level_3.x1.tmp").mkdir()  # an unfinished level is never picked
-    store.write_json(paths.hparams(experiment), {"model": "fc", "levels": 3})
+    store.write_json(paths.hparams(experiment), {"model": "fc", "dataset": "mnist", "levels": 3})
     for args, (trial, level) in [((experiment,), (0, 2)), ((experiment, 0), (0, 0)),
                                  ((paths.trial(experiment, 0),), (0, 2)), ((paths.trial(experiment, 5),), (5, 0)),
                                  ((paths.level(paths.trial(experiment, 0), 0),), (0, 0))]:
         run = resolve(*args)
         assert (run.trial, run.level) == (trial, level)
-        assert run.hparams == {"model": "fc", "levels": 3, "seed": trial}
+        assert run.hparams == {"model": "fc", "dataset": "mnist", "levels": 3, "seed": trial}
     assert resolve(experiment, trial=5).folder == paths.level(paths.trial(experiment, 5), 0)
     report = export_run(experiment, tmp_path / "level.onnx", level=0, verify=False)
     meta = verify.metadata(report.path)
     assert (meta["level"], meta["trial"]) == (0, 0) and meta["hparams"]["seed"] == 0
+    # A level saved before model.keras existed is rebuilt from hparams + weights_final.h5 + masks.h5.
+    old_level = paths.level(paths.trial(experiment, 0), 2)
+    paths.model(old_level).unlink()
+    rebuilt = export_run(old_level, tmp_path / "rebuilt.onnx", verify=False)
+    assert verify.metadata(rebuilt.path)["rebuilt_from"] == "weights_final.h5 + masks.h5"
+    x = np.random.default_rng(0).random((50, 28, 28, 1), dtype=np.float32)
+    np.testing.assert_allclose(verify.run(verify.session(rebuilt.path), x),
+                               verify.run(verify.session(report.path), x), rtol=0, atol=1e-6)
     for kwargs, error, message in [
             ({"run_dir": experiment, "level": 7}, ConfigError, r"no finished level 7; finished levels: \[0, 2\]"),
             ({"run_dir": experiment, "trial": 9}, ConfigError, r"no trial 9; it has trials \[0, 5\]"),
@@ -347,7 +387,8 @@ def test_cli_errors_are_one_line_and_leave_no_file(fc_run, tmp_path, capsys):
 
 def test_help_documents_every_flag():
     text = export_cli.build_parser().format_help()
-    for flag in ("--out", "--level", "--trial", "--control", "--storage", "--ternary", "--no-verify", "--quiet"):
+    for flag in ("--out", "--level", "--trial", "--control", "--storage", "--ternary", "--ternary-bits",
+                 "--ternary-op", "--no-verify", "--quiet"):
         assert flag in text
     assert "auto,dense,sparse" in text and "auto,on,off" in text
     text = check.build_parser().format_help()

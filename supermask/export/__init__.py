@@ -11,14 +11,22 @@ Modules: ``strip`` (model -> plain ops with the masks folded in), ``sparse`` (de
 ternary storage of a tensor), ``onnx_graph`` (the ONNX graph and its metadata), ``verify``
 (onnxruntime: logits, comparison with Keras, accuracy, throughput), ``runs`` (which folder
 holds the model to export), ``exporter`` (the two entry points above).
+
+Names are imported lazily, so ``supermask.check`` (onnxruntime only) never imports Keras.
 """
 
-from supermask.export.errors import (ExportError, NonFiniteWeightsError, UnsupportedLayerError,
-                                     VerificationError)
-from supermask.export.exporter import ExportReport, export_model, export_run
-from supermask.export.onnx_graph import to_onnx
-from supermask.export.sparse import densify, sparsify
-from supermask.export.strip import strip
+import importlib
 
-__all__ = ["ExportError", "NonFiniteWeightsError", "UnsupportedLayerError", "VerificationError",
-           "ExportReport", "export_model", "export_run", "to_onnx", "densify", "sparsify", "strip"]
+_EXPORTS = {
+    "ExportError": "errors", "NonFiniteWeightsError": "errors", "UnsupportedLayerError": "errors",
+    "VerificationError": "errors", "ExportReport": "exporter", "export_model": "exporter",
+    "export_run": "exporter", "to_onnx": "onnx_graph", "densify": "sparse", "sparsify": "sparse",
+    "strip": "strip",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"supermask.export.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'supermask.export' has no attribute {name!r}")

@@ -10,7 +10,7 @@ been trained on any backend; the export runs on the active one.
 import argparse
 
 from supermask.export.exporter import export_run
-from supermask.export.sparse import STORAGES, TERNARY
+from supermask.export.sparse import STORAGES, TERNARY, TERNARY_BITS, TERNARY_OPS
 
 
 def build_parser():
@@ -33,10 +33,19 @@ def build_parser():
                              "+ int64 indices), or auto: whichever is smaller per tensor, i.e. sparse "
                              "below ~1/3 density for float32 (default auto)")
     parser.add_argument("--ternary", choices=TERNARY, default="auto",
-                        help="store kernels as int8 {-1,0,+1} + a per-layer float32 scale "
+                        help="store kernels as {-1,0,+1} (int8, or see --ternary-bits) + a per-layer float32 scale "
                              "(DequantizeLinear): auto = where every nonzero of a kernel has the same "
                              "magnitude (signed-constant weights), on = required for every kernel, "
                              "off = never (default auto)")
+    parser.add_argument("--ternary-bits", type=int, choices=TERNARY_BITS, default=8,
+                        help="bits per ternary entry: 8 (int8, opset 17, dense or sparse), 4 (packed int4, "
+                             "opset 21) or 2 (packed int2, opset 25: 1/16 of float32; needs an onnxruntime "
+                             "with opset-25 DequantizeLinear, e.g. 1.32); 4 and 2 are always dense (default 8)")
+    parser.add_argument("--ternary-op", choices=TERNARY_OPS, default="dequantize",
+                        help="how the graph rebuilds float weights from ternary ones: dequantize "
+                             "(DequantizeLinear, run at every call) or cast (Cast + Mul, which onnxruntime "
+                             "folds into float32 weights at load: 2x-8x faster at batch 1, same file size) "
+                             "(default dequantize)")
     parser.add_argument("--no-verify", dest="verify", action="store_false",
                         help="skip the check that onnxruntime reproduces the Keras logits on random "
                              "images before the file is kept")
@@ -47,7 +56,8 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     report = export_run(args.run_dir, args.out, level=args.level, trial=args.trial, control=args.control,
-                        storage=args.storage, ternary=args.ternary, verify=args.verify)
+                        storage=args.storage, ternary=args.ternary, ternary_bits=args.ternary_bits,
+                        ternary_op=args.ternary_op, verify=args.verify)
     if not args.quiet:
         print(report.format())
     return report

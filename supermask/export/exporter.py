@@ -7,6 +7,7 @@ random images (``verify=True``), and only then renames it to ``path``. Any failu
 neither ``path`` nor a temporary file behind.
 """
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,25 @@ class ExportReport:
         return "\n".join(lines)
 
 
-def export_model(model, path, *, storage="auto", ternary="auto", metadata=None, verify=True):
+@contextmanager
+def deterministic(model):
+    """Supermask layers in ``"sampled"`` inference mode compute with their deterministic mask inside.
+
+    The export always folds in the deterministic inference mask (``inference_kernel``), so the
+    self-check compares with that; the mode is restored afterwards.
+    """
+    sampled = [layer for layer in model.layers if getattr(layer, "inference_mode", None) == "sampled"]
+    for layer in sampled:
+        layer.inference_mode = "deterministic"
+    try:
+        yield
+    finally:
+        for layer in sampled:
+            layer.inference_mode = "sampled"
+
+
+def export_model(model, path, *, storage="auto", ternary="auto", ternary_bits=8, ternary_op="dequantize",
+                 metadata=None, verify=True):
     """Write ``model`` to the ONNX file ``path``; return an ``ExportReport``.
 
     Args:
@@ -51,12 +70,20 @@ def export_model(model, path, *, storage="auto", ternary="auto", metadata=None, 
         storage: "auto" (per tensor, whichever is smaller), "dense" or "sparse".
         ternary: "auto" (int8 + scale where a kernel's nonzeros share one magnitude),
             "on" (required for every kernel) or "off".
+        ternary_bits: 8 (int8, opset 17), 4 (packed int4, opset 21) or 2 (packed int2, opset 25).
+        ternary_op: "dequantize" (DequantizeLinear) or "cast" (Cast + Mul, folded into float
+            weights by onnxruntime at load: faster at small batches).
         metadata: extra ``metadata_props`` (values turned into strings).
         verify: compare onnxruntime with Keras on random images before keeping the file.
     """
+    import keras
+
     stripped = strip(model)
+    metadata = {"export_backend": keras.backend.backend(), "keras_version": keras.__version__,
+                "inference_mask": "deterministic", **(metadata or {})}
     try:
-        proto, layers = to_onnx(stripped, storage=storage, ternary=ternary, metadata=metadata)
+        proto, layers = to_onnx(stripped, storage=storage, ternary=ternary, metadata=metadata,
+                                ternary_bits=ternary_bits, ternary_op=ternary_op)
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"onnx.checker rejects the exported graph ({exc}); this is an exporter bug.") from None
     path = Path(path)
@@ -66,15 +93,16 @@ def export_model(model, path, *, storage="auto", ternary="auto", metadata=None, 
     with store.atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
         if verify:
-            check = self_check(model, tmp, stripped.input_shape)
+            with deterministic(model):
+                check = self_check(model, tmp, stripped.input_shape)
     return ExportReport(path, path.stat().st_size, layers,
                         {p.key: p.value for p in proto.metadata_props}, check)
 
 
 def export_run(run_dir, path, *, level=None, trial=None, control=False, storage="auto",
-               ternary="auto", verify=True):
+               ternary="auto", ternary_bits=8, ternary_op="dequantize", verify=True):
     """Export the model of a run / level / trial / experiment folder (see ``supermask.export.runs``)."""
     run = runs.resolve(run_dir, level=level, trial=trial, control=control)
     model = runs.load_model(run)
-    return export_model(model, path, storage=storage, ternary=ternary, metadata=run.metadata(),
-                        verify=verify)
+    return export_model(model, path, storage=storage, ternary=ternary, ternary_bits=ternary_bits,
+                        ternary_op=ternary_op, metadata=run.metadata(), verify=verify)

@@ -15,6 +15,12 @@ Dense layers always use ``Gemm`` with the transposed kernel: onnxruntime 1.32 re
 quantises the activations to int8 and changes logits by ~1e-2, while ``DequantizeLinear ->
 Gemm(transB=1)`` and ``-> Conv`` keep float32 arithmetic (the export's self-check would
 catch a future rewrite).
+
+Checking: ``onnx.checker.check_model`` (structure, opset, types of the dense initializers).
+Its ``full_check=True`` runs ONNX shape inference, which types a sparse initializer as
+``sparse_tensor`` and then rejects it as an input of ``Gemm`` / ``Conv`` / ``DequantizeLinear``
+even though the IR defines sparse initializers as initializers (onnxruntime densifies them on
+load, see microsoft/onnxruntime#8038), so the full check is not used.
 """
 
 import json
@@ -30,7 +36,6 @@ from supermask.export.errors import ExportError
 from supermask.export.strip import Conv2D, Dense, Flatten, MaxPool2D, ReLU
 
 OPSET = 17
-IR_VERSION = 8
 OUTPUT = "logits"
 
 
@@ -58,9 +63,10 @@ def window(hw, kernel, strides, padding, what):
 
 
 class _Builder:
-    def __init__(self, storage, ternary):
-        self.storage, self.ternary = storage, ternary
+    def __init__(self, storage, ternary, ternary_bits, ternary_op):
+        self.storage, self.ternary, self.bits, self.ternary_op = storage, ternary, ternary_bits, ternary_op
         self.nodes, self.initializers, self.sparse_initializers, self.layers = [], [], [], []
+        self.opset = OPSET
         self._count = 0
 
     def node(self, op, inputs, name, **attrs):
@@ -83,13 +89,23 @@ class _Builder:
             kernel, kind, size = self.tensor(stored_kernel, f"{op.name}.kernel")
             dtype = "float32"
         else:
-            quantized, kind, size = self.tensor(sparse.to_ternary(stored_kernel, scale), f"{op.name}.kernel_q")
-            self.initializers.append(numpy_helper.from_array(np.asarray(scale, np.float32), f"{op.name}.kernel_scale"))
-            self.initializers.append(numpy_helper.from_array(np.zeros((), np.int8), f"{op.name}.kernel_zero_point"))
-            self.nodes.append(helper.make_node(
-                "DequantizeLinear", [quantized, f"{op.name}.kernel_scale", f"{op.name}.kernel_zero_point"],
-                [f"{op.name}.kernel"], name=f"{op.name}/DequantizeLinear"))
-            kernel, size, dtype = f"{op.name}.kernel", size + 5, "ternary int8"
+            quantized = f"{op.name}.kernel_q"
+            proto, kind, size = sparse.ternary_initializer(stored_kernel, quantized, self.storage, self.bits)
+            (self.sparse_initializers if kind == "sparse" else self.initializers).append(proto)
+            scale_name, kernel = f"{op.name}.kernel_scale", f"{op.name}.kernel"
+            self.initializers.append(numpy_helper.from_array(np.asarray(scale, np.float32), scale_name))
+            if self.ternary_op == "cast":  # float(q) * s, folded into float weights by onnxruntime at load
+                self.nodes.append(helper.make_node("Cast", [quantized], [f"{kernel}_sign"], to=TensorProto.FLOAT,
+                                                   name=f"{op.name}/Cast"))
+                self.nodes.append(helper.make_node("Mul", [f"{kernel}_sign", scale_name], [kernel],
+                                                   name=f"{op.name}/Mul"))
+            else:
+                self.initializers.append(sparse.zero_point(f"{op.name}.kernel_zero_point", self.bits))
+                self.nodes.append(helper.make_node(
+                    "DequantizeLinear", [quantized, scale_name, f"{op.name}.kernel_zero_point"], [kernel],
+                    name=f"{op.name}/DequantizeLinear"))
+            self.opset = max(self.opset, sparse.OPSET_FOR_BITS[self.bits])
+            size, dtype = size + 5, f"ternary int{self.bits}"
         inputs = [kernel]
         if op.bias is not None:
             bias, _, bias_size = self.tensor(op.bias, f"{op.name}.bias")
@@ -104,16 +120,20 @@ class _Builder:
         return inputs
 
 
-def to_onnx(stripped, storage="auto", ternary="auto", metadata=None):
+def to_onnx(stripped, storage="auto", ternary="auto", metadata=None, ternary_bits=8, ternary_op="dequantize"):
     """``(onnx.ModelProto, layers)`` for a ``Stripped`` model.
 
     ``storage``: auto | dense | sparse for every weight tensor; ``ternary``: auto | on | off
-    for every kernel (see ``supermask.export.sparse``). ``metadata``: extra string-valued
-    ``metadata_props``. ``layers``: one dict per kernel layer (density, storage, bytes...).
+    for every kernel, ``ternary_bits``: 8, 4 or 2 per ternary entry, ``ternary_op``:
+    "dequantize" or "cast" (see ``supermask.export.sparse``). ``metadata``: extra string-valued ``metadata_props``.
+    ``layers``: one dict per kernel layer (density, storage, bytes...). The opset is 17, or
+    21 / 25 when 4- / 2-bit ternary kernels are present.
     """
     sparse.check_choice("storage", storage, sparse.STORAGES)
     sparse.check_choice("ternary", ternary, sparse.TERNARY)
-    g = _Builder(storage, ternary)
+    sparse.check_choice("ternary_bits", ternary_bits, sparse.TERNARY_BITS)
+    sparse.check_choice("ternary_op", ternary_op, sparse.TERNARY_OPS)
+    g = _Builder(storage, ternary, ternary_bits, ternary_op)
     x, shape = stripped.input_name, tuple(stripped.input_shape)
     layout = {1: "flat", 3: "NHWC"}.get(len(shape))
     if layout is None:
@@ -171,11 +191,12 @@ def to_onnx(stripped, storage="auto", ternary="auto", metadata=None):
         [helper.make_tensor_value_info(stripped.input_name, TensorProto.FLOAT, ["batch", *stripped.input_shape])],
         [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["batch", *shape])],
         initializer=g.initializers, sparse_initializer=g.sparse_initializers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+    opset = helper.make_opsetid("", g.opset)
+    model = helper.make_model(graph, opset_imports=[opset],
                               producer_name="supermask", producer_version=__version__,
                               doc_string=f"Keras model '{stripped.name}' with its masks folded in, "
                                          "exported by supermask.export")
-    model.ir_version = IR_VERSION
+    model.ir_version = helper.find_min_ir_version_for([opset])  # 8 for opset 17: runs on older runtimes
     props = {"supermask_version": __version__, "input_layout": "NHWC",
              "density": json.dumps({r["layer"]: r["density"] for r in g.layers}),
              "overall_density": json.dumps(sum(r["density"] * math.prod(r["shape"]) for r in g.layers)

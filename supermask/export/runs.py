@@ -20,6 +20,8 @@ from supermask import paths, store
 from supermask.errors import ConfigError
 from supermask.export.errors import ExportError
 
+# Image shape of each dataset, to rebuild runs saved without model.keras.
+INPUT_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 _LEVEL = re.compile(r"level_(\d+)")
 _TRIAL = re.compile(r"trial_(-?\d+)")
 
@@ -44,6 +46,8 @@ class Run:
             props["trial"] = str(self.trial)
         if self.control:
             props["control"] = "true"
+        if not paths.model(self.folder).is_file():
+            props["rebuilt_from"] = f"{paths.weights_final(self.folder).name} + {paths.masks(self.folder).name}"
         return props
 
 
@@ -90,9 +94,10 @@ def resolve(run_dir, level=None, trial=None, control=False):
         folder = paths.control(folder)
         if not folder.is_dir():
             raise ExportError(f"{folder.parent} has no random-reinit control folder ({folder.name}/).")
-    if not paths.model(folder).is_file():
-        raise ExportError(f"{folder} has no {paths.model(folder).name}. Runs from before models were saved "
-                          "cannot be exported; retrain them with the current supermask.")
+    if not paths.model(folder).is_file() and not (paths.weights_final(folder).is_file()
+                                                   and paths.masks(folder).is_file()):
+        raise ExportError(f"{folder} has neither {paths.model(folder).name} nor {paths.weights_final(folder).name} "
+                          f"+ {paths.masks(folder).name}: it is not a finished run. Pass a finished run folder.")
     return _describe(folder, level, control)
 
 
@@ -116,13 +121,38 @@ def _describe(folder, level, control):
 
 
 def load_model(run):
-    """Load ``run``'s ``model.keras`` (custom layers registered first)."""
+    """Load ``run``'s ``model.keras`` (custom layers registered first), else rebuild it.
+
+    Runs written before ``model.keras`` was saved are rebuilt from their hparams,
+    ``weights_final.h5`` and ``masks.h5`` (masked models only: lottery levels and
+    ``supermask.train`` runs).
+    """
     import keras
 
     import supermask.layers  # noqa: F401 - registers our layer classes for deserialisation
 
+    if not paths.model(run.folder).is_file():
+        return _rebuild(run)
     try:
-        return keras.saving.load_model(paths.model(run.folder))
+        # compile=False: inference only, and a compile config saved on one backend (e.g. JAX's
+        # steps_per_execution=25) can be invalid on another (PyTorch requires 1).
+        return keras.saving.load_model(paths.model(run.folder), compile=False)
     except Exception as exc:  # Keras raises many types for bad files
         raise ExportError(f"Cannot load {paths.model(run.folder)} ({type(exc).__name__}: {exc}). "
                           "Delete the run and retrain, or check that this supermask version wrote it.") from None
+
+
+def _rebuild(run):
+    from supermask import masks as M
+    from supermask.models import build_model
+
+    h = run.hparams
+    if "model" not in h or h.get("dataset") not in INPUT_SHAPES or "learner" in h:
+        raise ExportError(f"{run.folder} has no {paths.model(run.folder).name}, and its hparams do not "
+                          "describe a masked model that can be rebuilt. Retrain it with the current supermask.")
+    # Mask-0 actions other than "mask" train with frozen pruned weights (lottery levels >= 1).
+    freeze = bool(run.level) and h.get("mask0", "mask") != "mask"
+    model = build_model(h["model"], INPUT_SHAPES[h["dataset"]], 10, seed=h.get("seed", 0), freeze_pruned=freeze)
+    M.set_weights(model, store.load_arrays(paths.weights_final(run.folder)))
+    M.set_masks(model, store.load_arrays(paths.masks(run.folder)))
+    return model

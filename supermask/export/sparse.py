@@ -6,14 +6,23 @@
   ``itemsize + 8`` bytes per nonzero against ``itemsize`` per entry for dense storage, so
   ``auto`` picks sparse exactly when it is smaller: float32 below 1/3 density, int8 below 1/9.
 * **Ternary** storage is for kernels whose nonzeros all have one magnitude ``s`` (signed-
-  constant weights times a mask, as the supermask papers use): an int8 tensor of
-  {-1, 0, +1} plus the float32 scale ``s``; the graph turns it back into float weights with
-  ``DequantizeLinear`` (zero point 0), which gives exactly ``q * s``.
+  constant weights times a mask, as the supermask papers use): a tensor of {-1, 0, +1} plus
+  the float32 scale ``s``; the graph turns it back into float weights with
+  ``DequantizeLinear`` (zero point 0), which gives exactly ``q * s``. The tensor is int8 by
+  default (opset 17, dense or sparse), or packed int4 (opset 21) / int2 (opset 25) with
+  ``bits=4`` / ``2``: 1/8 and 1/16 of float32. Packed tensors are always dense: onnxruntime
+  1.32 refuses sparse int4/int2 initializers (and a dense int2 tensor is smaller than a
+  sparse one above 3 % density anyway). ``op="cast"`` writes ``Cast`` + ``Mul`` instead of
+  ``DequantizeLinear`` (the same ``q * s``): onnxruntime folds it into float32 weights when
+  it loads the model, whereas it runs ``DequantizeLinear`` at every call (keeping QDQ
+  patterns intact), which costs 2x (int8) to 8x (int2) at batch 1 and 5-8 % at batch 1000
+  (results/export_sizes.md).
 
 ``sparsify`` / ``densify`` are exact inverses on finite tensors (tested bit for bit), except
 that ``-0.0`` (what ``kernel * mask`` gives for a pruned negative weight) comes back as ``0.0``.
 """
 
+import ml_dtypes
 import numpy as np
 from onnx import helper, numpy_helper
 
@@ -21,6 +30,10 @@ from supermask.errors import ConfigError
 
 STORAGES = ("auto", "dense", "sparse")
 TERNARY = ("auto", "on", "off")
+TERNARY_BITS = (8, 4, 2)
+TERNARY_OPS = ("dequantize", "cast")
+OPSET_FOR_BITS = {8: 17, 4: 21, 2: 25}  # the first opsets whose DequantizeLinear takes int4 / int2
+_PACKED = {4: ml_dtypes.int4, 2: ml_dtypes.int2}
 INDEX_BYTES = 8  # int64 linear indices
 TERNARY_RTOL = 1e-6  # nonzero magnitudes equal up to float rounding of the rescaling
 
@@ -89,12 +102,29 @@ def ternary_scale(kernel, rtol=TERNARY_RTOL):
     low, high = magnitudes.min(), magnitudes.max()
     if high - low > rtol * high:
         return None
-    return np.float32(np.median(magnitudes)) if high != low else np.float32(high)
+    return np.float32(np.median(magnitudes))  # exactly the common value when all are equal
 
 
-def to_ternary(kernel, scale):
+def to_ternary(kernel):
     """int8 {-1, 0, +1}: the sign of every entry (0 stays 0)."""
     return np.sign(np.asarray(kernel)).astype(np.int8)
+
+
+def ternary_initializer(kernel, name, storage="auto", bits=8):
+    """``(proto, kind, bytes)`` of the {-1, 0, +1} tensor of ``kernel`` with ``bits`` per entry."""
+    quantized = to_ternary(kernel)
+    if bits == 8:
+        proto, kind = initializer(quantized, name, storage)
+        return proto, kind, sparse_bytes(quantized) if kind == "sparse" else dense_bytes(quantized)
+    if storage == "sparse":
+        raise ConfigError(f"--storage sparse cannot hold {bits}-bit ternary kernels (onnxruntime does not "
+                          "load sparse int4/int2 initializers). Use --storage auto or --ternary-bits 8.")
+    return numpy_helper.from_array(quantized.astype(_PACKED[bits]), name), "dense", -(-quantized.size * bits // 8)
+
+
+def zero_point(name, bits=8):
+    """The scalar zero point 0 of a ``DequantizeLinear`` whose input has ``bits`` per entry."""
+    return numpy_helper.from_array(np.zeros((), dtype=np.int8 if bits == 8 else _PACKED[bits]), name)
 
 
 def use_ternary(layer, kernel, ternary="auto"):

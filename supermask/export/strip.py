@@ -91,7 +91,7 @@ class Stripped:
 def strip(model):
     """Turn ``model`` (a built ``keras.Sequential``) into a ``Stripped`` list of plain ops."""
     if not isinstance(model, keras.Sequential):
-        raise UnsupportedLayerError(
+        raise ExportError(
             f"Only keras.Sequential models can be exported. Received {type(model).__name__} "
             f"'{model.name}'; rebuild it as a Sequential of {SUPPORTED}.")
     if not model.built or not model.inputs:

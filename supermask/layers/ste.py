@@ -68,17 +68,21 @@ def kth_largest(flat, kth):
     A full sort (``GetSubnet`` sorts every step) or ``top_k`` of half a layer costs
     ~0.1 s per step for ``fc1`` on XLA CPU, so on JAX and TensorFlow this is a 31-step
     binary search over the bits of the answer: non-negative float32 values order like
-    their int32 bit patterns, and each step is one compare-and-count (~15 ms for
-    ``fc1``). PyTorch runs ``top_k`` fast and elementwise loops slowly on a busy CPU, so
-    there it takes the minimum of ``top_k``. Both give the same value.
+    their int32 bit patterns, and each step is one compare-and-count (5-15 ms in all
+    for ``fc1``; written as a ``fori_loop``, which compiles 3-6x faster than unrolled).
+    PyTorch runs ``top_k`` fast and elementwise loops slowly on a busy CPU, so there it
+    takes the minimum of ``top_k``. Both give the same value.
     """
     if keras.backend.backend() == "torch":
         top, _ = ops.top_k(flat, kth, sorted=False)
         return ops.min(top)
     bits = ops.view(flat, "int32")
-    found = ops.convert_to_tensor(0, "int32")
-    for bit in range(30, -1, -1):  # bit 31 (the sign) is 0 for values >= 0
-        candidate = ops.bitwise_or(found, 1 << bit)
+    one = ops.convert_to_tensor(1, "int32")
+
+    def step(i, found):  # set bit 30 - i if enough entries are >= the candidate (bit 31, the sign, is 0)
+        candidate = ops.bitwise_or(found, ops.left_shift(one, ops.cast(30 - i, "int32")))
         enough = ops.greater_equal(ops.sum(ops.cast(ops.greater_equal(bits, candidate), "int32")), kth)
-        found = ops.where(enough, candidate, found)
+        return ops.where(enough, candidate, found)
+
+    found = ops.fori_loop(0, 31, step, ops.convert_to_tensor(0, "int32"))
     return ops.view(ops.reshape(found, (1,)), flat.dtype)[0]
