@@ -31,6 +31,16 @@ def add_config_arguments(parser, config_cls):
                                metavar=f.name.upper(), help=help_text)
 
 
+def add_run_arguments(parser, out_default=None):
+    """The flags every training command shares: --data-dir, --out (if ``out_default``), --quiet."""
+    parser.add_argument("--data-dir", default=None,
+                        help="folder holding the dataset files (default: $SUPERMASK_DATA, then the cache, "
+                             "then download)")
+    if out_default is not None:
+        parser.add_argument("--out", default=None, help=f"output folder (default: {out_default})")
+    parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
 def config_from_args(config_cls, args):
     """Build ``config_cls`` from parsed arguments (its validation runs here)."""
     return config_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)})

@@ -211,7 +211,7 @@ def run(config, root, trials=1, data_dir=None, resume=False, verbose=1):
 
 
 def build_parser():
-    from supermask.cli import add_config_arguments
+    from supermask.cli import add_config_arguments, add_run_arguments
 
     parser = argparse.ArgumentParser(
         prog="python -m supermask.lottery",
@@ -222,9 +222,7 @@ def build_parser():
     parser.add_argument("--trials", type=int, default=1, help="number of trials: seeds SEED, SEED+1, ... (default 1)")
     parser.add_argument("--root", default="runs/lottery", help="experiments folder (default runs/lottery)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
-    parser.add_argument("--data-dir", default=None,
-                        help="folder holding the dataset files (default: $SUPERMASK_DATA, the cache, download)")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    add_run_arguments(parser)
     return parser
 
 

@@ -230,7 +230,7 @@ def run(config, data_dir=None, out=None, verbose=1):
 
 
 def build_parser():
-    from supermask.cli import add_config_arguments
+    from supermask.cli import add_config_arguments, add_run_arguments
 
     parser = argparse.ArgumentParser(
         prog="python -m supermask.train",
@@ -238,10 +238,7 @@ def build_parser():
                     "initial weights, final weights and metrics. The backend is chosen by KERAS_BACKEND.",
     )
     add_config_arguments(parser, TrainConfig)
-    parser.add_argument("--data-dir", default=None,
-                        help="folder holding the dataset files (default: $SUPERMASK_DATA, then the cache, then download)")
-    parser.add_argument("--out", default=None, help="output folder (default: runs/train/<config hash>)")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    add_run_arguments(parser, out_default="runs/train/<config hash>")
     return parser
 
 

@@ -170,7 +170,7 @@ def run(config, data_dir=None, out=None, verbose=1):
 
 
 def build_parser():
-    from supermask.cli import add_config_arguments
+    from supermask.cli import add_config_arguments, add_run_arguments
 
     parser = argparse.ArgumentParser(
         prog="python -m supermask.train_supermask",
@@ -179,10 +179,7 @@ def build_parser():
                     "The backend is chosen by KERAS_BACKEND.",
     )
     add_config_arguments(parser, SupermaskConfig)
-    parser.add_argument("--data-dir", default=None,
-                        help="folder holding the dataset files (default: $SUPERMASK_DATA, then the cache, then download)")
-    parser.add_argument("--out", default=None, help="output folder (default: runs/supermask/<config hash>)")
-    parser.add_argument("--quiet", action="store_true", help="no progress output")
+    add_run_arguments(parser, out_default="runs/supermask/<config hash>")
     return parser
 
 
