@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export KERAS_BACKEND="${KERAS_BACKEND:-jax}"
 exec .venv/bin/python -m supermask.lottery --model fc --dataset mnist --epochs 1 --levels 3 \
-  --root runs/demo --resume "$@"
+  --root "runs/demo/$KERAS_BACKEND" --resume "$@"

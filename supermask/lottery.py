@@ -154,6 +154,12 @@ def run_trial(config, data, trial_dir, verbose=1):
     if config.rewind_iteration >= iterations:
         raise ConfigError(f"rewind_iteration ({config.rewind_iteration}) must be below the number of "
                           f"training iterations ({iterations}).")
+    level0 = paths.level(trial_dir, 0)
+    if level0.is_dir():
+        trained_on = store.read_json(paths.metrics(level0)).get("backend")
+        if trained_on != backend.name():
+            raise ConfigError(f"{trial_dir} was trained with KERAS_BACKEND={trained_on}; resume it with that "
+                              f"backend, or choose another --root for {backend.name()}.")
     for level in range(config.levels + 1):
         folder = paths.level(trial_dir, level)
         if folder.is_dir():

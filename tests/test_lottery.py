@@ -149,3 +149,9 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, mnist):
             np.testing.assert_array_equal(got[key]["final"][name], value)
         assert got[key]["metrics"] == expected[key]["metrics"]
     assert not list((tmp_path / "b").rglob(".*.tmp*"))
+
+
+def test_resuming_with_another_backend_is_refused(tmp_path, small_mnist):
+    store.write_json(paths.metrics(paths.level(tmp_path, 0)), {"backend": "not-this-one"})
+    with pytest.raises(ConfigError, match="trained with KERAS_BACKEND=not-this-one; resume it with that backend"):
+        lottery.run_trial(LotteryConfig(iterations=5), small_mnist, tmp_path, verbose=0)
