@@ -46,6 +46,20 @@ def config_from_args(config_cls, args):
     return config_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)})
 
 
+def run_config_command(argv, parser, config_cls, run, out_root):
+    """Parse ``argv``, build ``config_cls`` and call ``run`` with its output folder.
+
+    ``--out`` defaults to ``<out_root>/<config hash>``; ``--data-dir`` and ``--quiet`` are
+    passed on. Shared by ``supermask.train`` and ``supermask.train_supermask``.
+    """
+    from supermask.config import config_hash
+
+    args = parser.parse_args(argv)
+    config = config_from_args(config_cls, args)
+    out = args.out or f"{out_root}/{config_hash(config)}"
+    return run(config, data_dir=args.data_dir, out=out, verbose=0 if args.quiet else 1)
+
+
 def run_main(main_fn, argv=None):
     """Call ``main_fn(argv)``; turn a ``SupermaskError`` into a message and exit status 2."""
     try:

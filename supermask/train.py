@@ -243,12 +243,9 @@ def build_parser():
 
 
 def main(argv=None):
-    from supermask.cli import config_from_args
+    from supermask.cli import run_config_command
 
-    args = build_parser().parse_args(argv)
-    config = config_from_args(TrainConfig, args)
-    out = args.out or f"runs/train/{config_hash(config)}"
-    run(config, data_dir=args.data_dir, out=out, verbose=0 if args.quiet else 1)
+    return run_config_command(argv, build_parser(), TrainConfig, run, "runs/train")
 
 
 if __name__ == "__main__":

@@ -184,12 +184,9 @@ def build_parser():
 
 
 def main(argv=None):
-    from supermask.cli import config_from_args
+    from supermask.cli import run_config_command
 
-    args = build_parser().parse_args(argv)
-    config = config_from_args(SupermaskConfig, args)
-    out = args.out or f"runs/supermask/{config_hash(config)}"
-    return run(config, data_dir=args.data_dir, out=out, verbose=0 if args.quiet else 1)
+    return run_config_command(argv, build_parser(), SupermaskConfig, run, "runs/supermask")
 
 
 if __name__ == "__main__":
