@@ -100,17 +100,30 @@ def _random_reshuffle(w_init, mask, rng):
     return out
 
 
+def layer_std(w_init) -> float:
+    """The signed constant of a layer: the std of its whole initial kernel (weight units).
+
+    Population std over every element (``np.std``, ddof 0), as the reference computes
+    it (``np.std(initial_weights[i])`` in ``train_lottery.py``, ``tf.nn.moments`` in its
+    supermask layers). Its expectation is ``glorot_std(shape)``; a drawn layer differs
+    from that by 0.1-2 %.
+    """
+    return float(np.std(np.asarray(w_init, dtype=np.float64)))
+
+
 def _signed_constant(w_init, mask, rng):
-    """``sign(w_init) * glorot_std``. (Reference: ``np.std`` of the layer's init values,
-    whose expectation is ``glorot_std``.) A weight initialised at exactly 0 stays 0."""
-    return np.sign(w_init) * glorot_std(w_init.shape)
+    """``sign(w_init) * layer_std(w_init)``: the init's signs, one magnitude per layer.
+    A weight initialised at exactly 0 stays 0."""
+    return np.sign(w_init) * layer_std(w_init)
 
 
 def _rand_signed_constant(w_init, mask, rng):
-    """``±glorot_std`` with i.i.d. fair random signs (the init's signs are ignored)."""
+    """``±layer_std(w_init)`` with i.i.d. fair random signs (the init's signs are ignored).
+    (Reference: permutes the init's signs over the layer, so the +/- counts are the
+    init's; with a symmetric init both give fair signs.)"""
     _need_rng(rng, "Mask-1 action 'rand_signed_constant'")
     signs = rng.choice(np.array([-1.0, 1.0]), size=w_init.shape)
-    return signs * glorot_std(w_init.shape)
+    return signs * layer_std(w_init)
 
 
 def _signed_reinit(w_init, mask, rng):

@@ -7,9 +7,11 @@ the accuracy on the dataset's test split and the throughput (images/s at batch 1
 median of ``--repeats`` timed passes). It needs onnxruntime and numpy only, never Keras.
 """
 
-import argparse
+
+from supermask.cli import ArgumentParser
 from pathlib import Path
 
+from supermask.data import DATASETS
 from supermask.errors import ConfigError
 from supermask.export import verify
 
@@ -61,19 +63,19 @@ def format_report(r):
             lines.append(f"  {layer:<10} {100 * d:7.2f}%  {r['storage'].get(layer, '?')}")
     if r["overall_density"] is not None:
         lines.append(f"  {'overall':<10} {100 * r['overall_density']:7.2f}%")
-    lines.append(f"{r['dataset']} {r['split']}: accuracy {r['accuracy']:.4f} ({r['count']} images)")
+    lines.append(f"{r['dataset']} {r['split']}: accuracy {100 * r['accuracy']:.2f} % ({r['count']} images)")
     lines.append(f"throughput: {r['images_per_second']:,.0f} images/s (onnxruntime CPU, batch {r['batch_size']})")
     return "\n".join(lines)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m supermask.check",
         description="Run an exported ONNX model in onnxruntime on a dataset split and print its "
                     "accuracy, file size, density per layer and throughput.")
     parser.add_argument("onnx_file", metavar="ONNX_FILE", help="a file written by python -m supermask.export")
-    parser.add_argument("--dataset", default=None,
-                        help="mnist, fashion_mnist or cifar10 (default: the one in the file's hparams, else mnist)")
+    parser.add_argument("--dataset", default=None, choices=DATASETS, type=lambda v: str(v).strip().lower().replace("-", "_"),
+                        help=f"one of: {', '.join(DATASETS)} (default: the one in the file's hparams, else mnist)")
     parser.add_argument("--data-dir", default=None,
                         help="folder holding the dataset files (default: $SUPERMASK_DATA, the cache, download)")
     parser.add_argument("--split", choices=SPLITS, default="test", help="which split to evaluate (default test)")

@@ -13,32 +13,58 @@ import typing
 from supermask.errors import SupermaskError
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose usage errors are one line (no usage dump), exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message}. See {self.prog} --help.\n")
+
+
 def add_config_arguments(parser, config_cls):
-    """Add one ``--flag`` per field of ``config_cls``."""
+    """Add one ``--flag`` per field of ``config_cls``.
+
+    A field whose metadata has ``choices`` (a function returning the valid names) gets
+    argparse ``choices``, listed in ``--help``; ``normalize`` maps accepted spellings
+    (``fashion-mnist``) to the canonical name before the check.
+    """
     hints = typing.get_type_hints(config_cls)
     group = parser.add_argument_group(f"hyperparameters ({config_cls.__name__})")
     for f in dataclasses.fields(config_cls):
         kind = hints[f.name]
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
+        choices = f.metadata.get("choices")
+        choices = tuple(choices()) if callable(choices) else choices
+        if choices:
+            help_text += f"; one of: {', '.join(choices)}"
         if f.default is not None:
             help_text += f" (default: {f.default})"
+        help_text = help_text.replace("%", "%%")
         if kind is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                                default=f.default, help=help_text)
         else:
-            group.add_argument(flag, dest=f.name, type=kind, default=f.default,
-                               metavar=f.name.upper(), help=help_text)
+            group.add_argument(flag, dest=f.name, type=f.metadata.get("normalize", kind), default=f.default,
+                               choices=choices, metavar=f.name.upper(), help=help_text)
 
 
 def add_run_arguments(parser, out_default=None):
-    """The flags every training command shares: --data-dir, --out (if ``out_default``), --quiet."""
+    """The flags every training command shares: --data-dir, --out and --overwrite (if
+    ``out_default``), --quiet."""
     parser.add_argument("--data-dir", default=None,
                         help="folder holding the dataset files (default: $SUPERMASK_DATA, then the cache, "
                              "then download)")
     if out_default is not None:
         parser.add_argument("--out", default=None, help=f"output folder (default: {out_default})")
+        parser.add_argument("--overwrite", action="store_true",
+                            help="replace an existing, non-empty --out folder (swapped in only once the new "
+                                 "run is complete)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def percent(fraction, digits=2):
+    """An accuracy (a fraction) as a percentage for people: ``0.97154`` -> ``"97.15 %"``."""
+    return "-" if fraction is None else f"{100 * fraction:.{digits}f} %"
 
 
 def config_from_args(config_cls, args):
@@ -49,15 +75,14 @@ def config_from_args(config_cls, args):
 def run_config_command(argv, parser, config_cls, run, out_root):
     """Parse ``argv``, build ``config_cls`` and call ``run`` with its output folder.
 
-    ``--out`` defaults to ``<out_root>/<config hash>``; ``--data-dir`` and ``--quiet`` are
-    passed on. Shared by ``supermask.train`` and ``supermask.train_supermask``.
+    ``--out`` defaults to ``<out_root>/<hash of the resolved config>`` (``run`` resolves
+    it once the data is loaded); ``--data-dir``, ``--overwrite`` and ``--quiet`` are passed
+    on. Shared by ``supermask.train`` and ``supermask.train_supermask``.
     """
-    from supermask.config import config_hash
-
     args = parser.parse_args(argv)
     config = config_from_args(config_cls, args)
-    out = args.out or f"{out_root}/{config_hash(config)}"
-    return run(config, data_dir=args.data_dir, out=out, verbose=0 if args.quiet else 1)
+    return run(config, data_dir=args.data_dir, out=args.out, out_root=None if args.out else out_root,
+               overwrite=args.overwrite, verbose=0 if args.quiet else 1)
 
 
 def run_main(main_fn, argv=None):
@@ -66,6 +91,11 @@ def run_main(main_fn, argv=None):
         return main_fn(argv)
     except SupermaskError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as exc:  # an environment problem no library call turned into a SupermaskError
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"error: {exc.strerror or exc}{where}. Check the disk and the paths given, then rerun.",
+              file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

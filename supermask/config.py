@@ -4,26 +4,114 @@ A config names everything that changes a result (model, dataset, budget, seed...
 and nothing that does not (where the data lives, where outputs go). Its hash is the
 SHA-256 of the canonical JSON of the fields that differ from their defaults, so adding
 a new field with a default keeps every old hash (and every old experiment folder) valid.
+
+Fields left unset (None) mean "the paper's value". Before a run names its folder or
+writes ``hparams.json`` it calls ``config.resolve(num_train_examples)``, which fills in
+every such value (iterations from epochs, batch size, learning rate, learner defaults,
+pruning rates): identical runs spelled differently (``--epochs 1`` or ``--iterations
+917``; ``--batch-size 60`` or nothing) resolve to one config, one hash, one folder.
+
+Field metadata drive the command-line flags (``supermask.cli``): ``help``, and
+``choices`` (a function returning the valid names, so ``--help`` lists them) with an
+optional ``normalize`` (e.g. ``fashion-mnist`` -> ``fashion_mnist``).
 """
 
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 
 from supermask.errors import ConfigError
 
+# Seeds are unsigned 32-bit integers: numpy's legacy seeding, TensorFlow and JAX keys
+# all take them, so every backend accepts every valid seed.
+MAX_SEED = 2**32 - 1
 
-def _help(text):
-    return field(default=None, metadata={"help": text})
+
+def _help(text, **metadata):
+    return field(default=None, metadata={"help": text, **metadata})
+
+
+def _models():
+    from supermask.models import MODELS
+
+    return tuple(MODELS)
+
+
+def _datasets():
+    from supermask.data import DATASETS
+
+    return DATASETS
+
+
+def _dataset_name(value):
+    return str(value).strip().lower().replace("-", "_")
+
+
+def _criteria():
+    from supermask.criteria import CRITERIA
+
+    return tuple(CRITERIA)
+
+
+def _mask1_actions():
+    from supermask.actions import MASK1_ACTIONS
+
+    return tuple(MASK1_ACTIONS)
+
+
+def _mask0_actions():
+    from supermask.actions import MASK0_ACTIONS
+
+    return tuple(MASK0_ACTIONS)
+
+
+def _learners():
+    from supermask.layers.supermask import LEARNERS
+
+    return LEARNERS
+
+
+def _learner_name(value):
+    return str(value).strip().lower().replace("_", "-")
+
+
+def _snake(value):
+    return str(value).strip().replace("-", "_")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_seed(seed, name="seed"):
+    """``seed`` as an int in [0, 2**32 - 1]; anything else raises ConfigError."""
+    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{name} must be an integer in [0, {MAX_SEED}] (2**32 - 1). Received: {name}={seed!r}")
+    return int(seed)
+
+
+def _set_ints(config, *names):
+    """Store integral fields as plain ``int`` (numpy integers do not serialise to JSON)."""
+    for name in names:
+        value = getattr(config, name)
+        if _is_int(value):
+            object.__setattr__(config, name, int(value))
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train one network densely (or with fixed masks)."""
 
-    model: str = field(default="fc", metadata={"help": "architecture: fc, conv2, conv4 or conv6"})
-    dataset: str = field(default="mnist", metadata={"help": "mnist, fashion_mnist or cifar10"})
+    model: str = field(default="fc", metadata={"help": "architecture", "choices": _models})
+    dataset: str = field(default="mnist", metadata={"help": "dataset ('fashion-mnist' is accepted too)",
+                                                    "choices": _datasets, "normalize": _dataset_name})
     epochs: float = _help("training length in epochs of the training split (default: the paper's iterations)")
     iterations: int = _help("training length in iterations; overrides --epochs (default: the paper's: "
                             "fc 50000, conv2 20000, conv4 25000, conv6 30000)")
@@ -38,13 +126,17 @@ class TrainConfig:
         from supermask.models import get_spec
 
         get_spec(self.model)
-        dataset = str(self.dataset).replace("-", "_")
+        dataset = _dataset_name(self.dataset)
         if dataset not in DATASETS:
             raise ConfigError(f"Unknown dataset {self.dataset!r}. Valid datasets: {', '.join(DATASETS)}.")
         object.__setattr__(self, "dataset", dataset)
-        _positive(self, "epochs", "iterations", "batch_size", "learning_rate", "eval_every")
-        if self.validation_size < 0:
-            raise ConfigError(f"validation_size must be >= 0. Received: validation_size={self.validation_size}")
+        _positive(self, "epochs", "learning_rate")
+        _positive_int(self, "iterations", "batch_size", "eval_every")
+        check_seed(self.seed)
+        _set_ints(self, "seed", "iterations", "batch_size", "eval_every", "validation_size")
+        if not _is_int(self.validation_size) or self.validation_size < 0:
+            raise ConfigError(f"validation_size must be an integer >= 0. Received: "
+                              f"validation_size={self.validation_size!r}")
 
     @property
     def spec(self):
@@ -67,12 +159,35 @@ class TrainConfig:
             return max(1, round(self.epochs * steps_per_epoch))
         return self.spec.iterations
 
+    def resolve(self, num_train_examples):
+        """This config with every unset value filled in as a run of it uses them.
+
+        ``num_train_examples``: size of the training split (after the validation
+        hold-out), which turns ``epochs`` into ``iterations``. The result has
+        ``epochs=None`` and explicit ``iterations``, ``batch_size`` and
+        ``learning_rate``; resolving it again changes nothing.
+        """
+        return dataclasses.replace(self, epochs=None, iterations=self.num_iterations(num_train_examples),
+                                   batch_size=self.resolved_batch_size(),
+                                   learning_rate=self.resolved_learning_rate())
+
 
 def _positive(config, *names):
+    """ConfigError unless each set field is a finite number > 0."""
     for name in names:
         value = getattr(config, name)
-        if value is not None and not value > 0:
-            raise ConfigError(f"{name} must be positive. Received: {name}={value!r}")
+        if value is None:
+            continue
+        if not _is_real(value) or not math.isfinite(value) or not value > 0:
+            raise ConfigError(f"{name} must be a finite number > 0. Received: {name}={value!r}")
+
+
+def _positive_int(config, *names):
+    """ConfigError unless each set field is an integer > 0."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and (not _is_int(value) or value <= 0):
+            raise ConfigError(f"{name} must be an integer > 0. Received: {name}={value!r}")
 
 
 def to_dict(config):
@@ -110,12 +225,13 @@ class LotteryConfig(TrainConfig):
     """
 
     levels: int = field(default=10, metadata={"help": "pruning rounds after the dense level 0 "
-                                                      "(fc: 10 rounds leave 10.7%% of hidden weights)"})
-    criterion: str = field(default="large_final", metadata={"help": "which weights to keep (see criteria.CRITERIA)"})
-    mask1: str = field(default="none", metadata={"help": "Mask-1 action on kept weights: none (reset to init), "
-                                                         "random_reinit, random_reshuffle, signed_constant, ..."})
-    mask0: str = field(default="mask", metadata={"help": "Mask-0 action on pruned weights: mask (zero), "
-                                                         "freeze_init, freeze_reinit, freeze_init_zero_mask, ..."})
+                                                      "(fc: 10 rounds leave 10.7% of hidden weights)"})
+    criterion: str = field(default="large_final", metadata={
+        "help": "mask criterion: which weights to keep, scored over (init, final)", "choices": _criteria})
+    mask1: str = field(default="none", metadata={
+        "help": "Mask-1 action on kept weights (none: reset to init)", "choices": _mask1_actions})
+    mask0: str = field(default="mask", metadata={
+        "help": "Mask-0 action on pruned weights (mask: zero)", "choices": _mask0_actions})
     rewind_iteration: int = field(default=0, metadata={"help": "late rewinding: reset kept weights to their "
                                                                "values at this iteration of level 0 (0: to init)"})
     rate_conv: float = _help("per-round pruning fraction of conv layers (default: conv2/conv4 0.1, conv6 0.15)")
@@ -131,14 +247,18 @@ class LotteryConfig(TrainConfig):
         get_criterion(self.criterion)
         get_mask1(self.mask1)
         get_mask0(self.mask0)
-        if self.levels < 0:
-            raise ConfigError(f"levels must be >= 0. Received: levels={self.levels}")
-        if self.rewind_iteration < 0:
-            raise ConfigError(f"rewind_iteration must be >= 0. Received: rewind_iteration={self.rewind_iteration}")
+        for name in ("levels", "rewind_iteration"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 0:
+                raise ConfigError(f"{name} must be an integer >= 0. Received: {name}={value!r}")
+        _set_ints(self, "levels", "rewind_iteration")
         for name in ("rate_conv", "rate_fc", "rate_output"):
             value = getattr(self, name)
-            if value is not None and not 0 <= value < 1:
-                raise ConfigError(f"{name} must be in [0, 1). Received: {name}={value}")
+            if value is not None and not (_is_real(value) and 0 <= value < 1):
+                raise ConfigError(f"{name} must be in [0, 1). Received: {name}={value!r}")
+        if self.rate_conv is not None and not self.spec.conv_filters:
+            raise ConfigError(f"rate_conv applies to models with convolutions (conv2, conv4, conv6); "
+                              f"{self.model} has none. Received: rate_conv={self.rate_conv}")
 
     def rates(self, layer_names):
         """Per-round pruning fraction of each layer: the paper's, with any overrides."""
@@ -151,8 +271,23 @@ class LotteryConfig(TrainConfig):
                 rates[layer] = getattr(self, kind)
         return rates
 
+    def resolve(self, num_train_examples):
+        """``TrainConfig.resolve`` plus the per-round pruning rates of the model."""
+        from supermask.pruning import PRUNE_RATES
+
+        table = PRUNE_RATES[self.model]
+        conv = next((rate for layer, rate in table.items() if layer.startswith("conv")), None)
+        return dataclasses.replace(
+            super().resolve(num_train_examples),
+            rate_conv=self.rate_conv if self.rate_conv is not None else conv,
+            rate_fc=self.rate_fc if self.rate_fc is not None else table["fc1"],
+            rate_output=self.rate_output if self.rate_output is not None else table["output"])
+
     def experiment_hash(self):
-        """The experiment folder's name: the hash of everything but the seed and the levels."""
+        """The experiment folder's name: the hash of everything but the seed and the levels.
+
+        Call it on a resolved config (``resolve``), so that spellings of one run agree.
+        """
         return config_hash(dataclasses.replace(self, seed=TrainConfig.seed, levels=LotteryConfig.levels))
 
 
@@ -173,6 +308,8 @@ LEARNER_DEFAULTS = {
 }
 SUPERMASK_WEIGHTS = ("init", "signed_constant")
 LR_SCHEDULES = ("constant", "cosine")
+INFERENCE_CHOICES = ("deterministic", "sampled")
+OPTIMIZER_CHOICES = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -191,22 +328,23 @@ class SupermaskConfig(TrainConfig):
     eval_every: int = _help("record validation and test metrics every N iterations (default: once per epoch)")
     learner: str = field(default="bernoulli", metadata={
         "help": "bernoulli (Zhou et al.: sampled masks, p = sigmoid(score)) or edge-popup "
-                "(Ramanujan et al.: top-k of |score| per layer)"})
+                "(Ramanujan et al.: top-k of |score| per layer)", "choices": _learners, "normalize": _learner_name})
     k: float = _help("edge-popup: fraction of each layer's weights kept, in (0, 1] (default: 0.5)")
     weights: str = field(default="init", metadata={
         "help": "frozen weights: init (Glorot normal) or signed_constant (sign of the init times "
-                "the std of its layer)"})
+                "the std of its layer)", "choices": lambda: SUPERMASK_WEIGHTS, "normalize": _snake})
     dwr: bool = field(default=False, metadata={
         "help": "Dynamic Weight Rescaling: scale each layer's kernel by total / kept weights of its mask"})
     inference: str = field(default="deterministic", metadata={
         "help": "mask at evaluation: deterministic (p > 0.5, or the top-k) or sampled (bernoulli: a "
                 "fresh draw per evaluation batch); for bernoulli the paper's 10-sample test "
-                "evaluation is reported too"})
-    optimizer: str = _help("sgd or adam (default: sgd)")
+                "evaluation is reported too", "choices": lambda: INFERENCE_CHOICES})
+    optimizer: str = _help("optimiser of the scores (default: sgd)", choices=lambda: OPTIMIZER_CHOICES)
     momentum: float = _help("SGD momentum (default: 0.9)")
     weight_decay: float = _help("L2 on the scores, as PyTorch SGD weight_decay (default: bernoulli 0, "
                                 "edge-popup 1e-4)")
-    lr_schedule: str = _help("constant or cosine (default: bernoulli constant, edge-popup cosine)")
+    lr_schedule: str = _help("learning-rate schedule (default: bernoulli constant, edge-popup cosine)",
+                             choices=lambda: LR_SCHEDULES)
     score_init: float = _help("bernoulli: initial score of every weight (default: 0, i.e. p = 0.5)")
     eval_samples: int = field(default=10, metadata={
         "help": "bernoulli: sampled masks averaged in the final test evaluation (the paper's 10)"})
@@ -216,7 +354,7 @@ class SupermaskConfig(TrainConfig):
         from supermask.layers.supermask import check_k, normalize_learner
 
         object.__setattr__(self, "learner", normalize_learner(self.learner))
-        weights = str(self.weights).replace("-", "_")
+        weights = _snake(self.weights)
         if weights not in SUPERMASK_WEIGHTS:
             raise ConfigError(f"weights must be one of {', '.join(SUPERMASK_WEIGHTS)}. "
                               f"Received: weights={self.weights!r}")
@@ -229,21 +367,26 @@ class SupermaskConfig(TrainConfig):
         if self.score_init is not None and self.learner != "bernoulli":
             raise ConfigError(f"score_init applies to learner 'bernoulli' only (edge-popup scores start "
                               f"Kaiming-uniform). Received: learner={self.learner!r}")
-        if self.inference not in ("deterministic", "sampled"):
+        if self.inference not in INFERENCE_CHOICES:
             raise ConfigError(f"inference must be deterministic or sampled. Received: inference={self.inference!r}")
         if self.inference == "sampled" and self.learner != "bernoulli":
             raise ConfigError("inference='sampled' needs learner 'bernoulli' (edge-popup masks are "
                               f"deterministic). Received: learner={self.learner!r}")
-        if self.optimizer is not None and self.optimizer not in ("sgd", "adam"):
+        if self.optimizer is not None and self.optimizer not in OPTIMIZER_CHOICES:
             raise ConfigError(f"optimizer must be sgd or adam. Received: optimizer={self.optimizer!r}")
         if self.lr_schedule is not None and self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}. "
                               f"Received: lr_schedule={self.lr_schedule!r}")
+        for name in ("momentum", "weight_decay", "score_init"):
+            value = getattr(self, name)
+            if value is not None and (not _is_real(value) or not math.isfinite(value)):
+                raise ConfigError(f"{name} must be a finite number. Received: {name}={value!r}")
         for name in ("momentum", "weight_decay"):
             value = getattr(self, name)
             if value is not None and not value >= 0:
                 raise ConfigError(f"{name} must be >= 0. Received: {name}={value!r}")
-        _positive(self, "eval_samples")
+        _positive_int(self, "eval_samples")
+        _set_ints(self, "eval_samples")
 
     def resolved(self, name):
         """A field's value, or the learner's default where it is unset."""
@@ -274,3 +417,16 @@ class SupermaskConfig(TrainConfig):
 
     def resolved_eval_every(self, num_train_examples):
         return self.eval_every or self.steps_per_epoch(num_train_examples)
+
+    def resolve(self, num_train_examples):
+        """Every learner default and the training length filled in (see ``TrainConfig.resolve``).
+
+        ``k`` is resolved for edge-popup and ``score_init`` for bernoulli only (each
+        does not apply to the other learner and stays None there).
+        """
+        names = ["optimizer", "momentum", "weight_decay", "lr_schedule",
+                 "k" if self.learner == "edge-popup" else "score_init"]
+        return dataclasses.replace(
+            super().resolve(num_train_examples),
+            eval_every=self.resolved_eval_every(num_train_examples),
+            **{name: self.resolved(name) for name in names})

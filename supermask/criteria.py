@@ -10,24 +10,27 @@ reference code github.com/uber-research/deconstructing-lottery-tickets, file
 ``get_weight_init.py`` (function ``main``, one ``elif args.method == ...`` branch per
 criterion). Differences from that code are deliberate and documented per function:
 
-* Ties are broken deterministically by ``prune`` (lower flat index first), not randomly.
+* Ties are broken deterministically by ``prune`` (lower flat index first), not randomly,
+  except by the sign-aware criteria (below), where the random tie-break is the point.
 * ``large_init_large_final`` / ``small_init_small_final``: the reference bisects for a
   common percentile ``p`` and keeps weights above the ``p``-th percentile of BOTH
   magnitudes (``bsearch_quadrant_threshold``). Ranking by the smaller of the two
   within-layer ranks gives the same order and lets ``prune`` hit the count exactly.
-* Sign-aware criteria: the reference sets the score of excluded weights to 0 and ranks
-  as usual, so it keeps exactly the target count (no AND with a sign mask). We keep
-  that (exact counts, no -inf "never keep"), but place excluded weights strictly below
-  every included weight, ordered among themselves by the same base score. For
-  ``large_final_*`` this only differs from the reference in the order of the excluded
-  weights (reference: all tied at 0, broken at random). For ``magnitude_increase_*``
-  the reference's 0 ranks excluded weights ABOVE included weights that shrank
-  (negative base score); we rank them below, which is the criterion's stated intent.
+* Sign-aware criteria (``*_same_sign`` / ``*_diff_sign``): as in the reference, a
+  weight the sign condition excludes scores exactly 0 and the base score (``|w_final|``
+  or ``|w_final| - |w_init|``) is kept for the others; every tie (in practice the
+  excluded weights, all at 0) is broken at random by ``rng``, so when a layer must keep
+  more weights than the criterion includes, the rest are filled by a random choice of
+  excluded weights, not by their base score. For ``magnitude_increase_*`` the 0 ranks
+  excluded weights ABOVE included weights that shrank (negative base score), as in the
+  reference. The result is returned as a rank (0 = pruned first), so ``prune`` keeps
+  exactly the target count and the random tie-break is reproducible from ``rng``.
 
 Every criterion has the signature ``fn(w_init, w_final, rng, mask=None)``. ``rng`` (a
-``numpy.random.Generator``) is used by ``random`` only. ``mask`` (bool, same shape,
-True = still unpruned) is used only by the rank-based joint criteria, which rank among
-unpruned weights like the reference does; other criteria ignore it.
+``numpy.random.Generator``) is used by ``random`` and the sign-aware criteria only.
+``mask`` (bool, same shape, True = still unpruned) is used only by the rank-based joint
+criteria, which rank among unpruned weights like the reference does; other criteria
+ignore it.
 """
 
 from typing import Callable, Optional
@@ -121,16 +124,25 @@ def small_init_small_final(w_init, w_final, rng=None, mask=None) -> np.ndarray:
     return _joint_rank(-_abs(w_init), -_abs(w_final), mask)
 
 
-def _prefer(base: np.ndarray, include: np.ndarray) -> np.ndarray:
-    """Rank every ``include`` weight above every excluded one; ``base`` orders each group.
+def _zero_excluded(base: np.ndarray, include: np.ndarray, rng, name: str) -> np.ndarray:
+    """Reference rule of the sign-aware criteria, as a float64 rank score (same shape).
 
-    Excluded weights get ``base - (span + 1)`` with ``span = max(base) - min(base)``,
-    which is at most ``min(base) - 1``: strictly below any included score.
+    Score ``base`` where ``include``, exactly 0 elsewhere (reference: ``cumulative_helped[
+    excluded] = 0``); weights are then ranked by that score, ascending, with ties broken
+    by uniform draws from ``rng`` (reference: ``np.lexsort((np.random.random(n), score))``).
+    Returns each weight's position in that order (0 .. n-1), so the top-k of the result
+    are the reference's kept weights and every count stays exact.
     """
-    if base.size == 0:
-        return base
-    span = float(base.max() - base.min())
-    return np.where(include, base, base - (span + 1.0))
+    if not isinstance(rng, np.random.Generator):
+        raise ConfigError(
+            f"Criterion {name!r} breaks ties at random and needs an explicit "
+            f"numpy.random.Generator as rng, got {type(rng).__name__}."
+        )
+    score = np.where(include, base, 0.0).ravel()
+    order = np.lexsort((rng.random(score.size), score))
+    rank = np.empty(score.size, dtype=np.float64)
+    rank[order] = np.arange(score.size, dtype=np.float64)
+    return rank.reshape(np.shape(base))
 
 
 def _same_sign(w_init, w_final) -> np.ndarray:
@@ -139,27 +151,30 @@ def _same_sign(w_init, w_final) -> np.ndarray:
 
 
 def large_final_same_sign(w_init, w_final, rng=None, mask=None) -> np.ndarray:
-    """``|w_final|`` among weights whose sign did not change; sign-flipped ones rank last.
+    """``|w_final|`` among weights whose sign did not change; sign-flipped ones score 0.
 
     Zhou et al.'s best supermask criterion. Sign-flipped weights are only kept when
-    there are fewer same-sign weights than the target count (as in the reference).
+    there are fewer same-sign weights than the target count, chosen at random by
+    ``rng`` (see ``_zero_excluded``).
     """
-    return _prefer(_abs(w_final), _same_sign(w_init, w_final))
+    return _zero_excluded(_abs(w_final), _same_sign(w_init, w_final), rng, "large_final_same_sign")
 
 
 def large_final_diff_sign(w_init, w_final, rng=None, mask=None) -> np.ndarray:
-    """``|w_final|`` among weights whose sign changed; same-sign ones rank last."""
-    return _prefer(_abs(w_final), ~_same_sign(w_init, w_final))
+    """``|w_final|`` among weights whose sign changed; same-sign ones score 0 (random fill)."""
+    return _zero_excluded(_abs(w_final), ~_same_sign(w_init, w_final), rng, "large_final_diff_sign")
 
 
 def magnitude_increase_same_sign(w_init, w_final, rng=None, mask=None) -> np.ndarray:
-    """``|w_final| - |w_init|`` among same-sign weights; sign-flipped ones rank last."""
-    return _prefer(magnitude_increase(w_init, w_final), _same_sign(w_init, w_final))
+    """``|w_final| - |w_init|`` among same-sign weights; sign-flipped ones score 0 (random fill)."""
+    return _zero_excluded(magnitude_increase(w_init, w_final), _same_sign(w_init, w_final), rng,
+                          "magnitude_increase_same_sign")
 
 
 def magnitude_increase_diff_sign(w_init, w_final, rng=None, mask=None) -> np.ndarray:
-    """``|w_final| - |w_init|`` among sign-flipped weights; same-sign ones rank last."""
-    return _prefer(magnitude_increase(w_init, w_final), ~_same_sign(w_init, w_final))
+    """``|w_final| - |w_init|`` among sign-flipped weights; same-sign ones score 0 (random fill)."""
+    return _zero_excluded(magnitude_increase(w_init, w_final), ~_same_sign(w_init, w_final), rng,
+                          "magnitude_increase_diff_sign")
 
 
 CRITERIA: dict[str, Criterion] = {
@@ -215,7 +230,8 @@ def compute_scores(
     """Score every layer with criterion ``name``: ``{layer: float64 array, kernel shape}``.
 
     ``init`` and ``final`` map layer name -> kernel (same keys, same shapes, else
-    ConfigError naming the layer and both shapes). ``rng`` is required for ``random``.
+    ConfigError naming the layer and both shapes). ``rng`` is required for ``random`` and
+    the sign-aware criteria (layers draw from it in ``init``'s order).
     ``masks`` (optional, same layers) marks the currently unpruned weights; only the
     rank-based joint criteria use it. Inputs are not modified.
     """

@@ -11,15 +11,23 @@ files or a parent with per-dataset subfolders (``mnist/``, ``fashion-mnist/`` or
 ``fashion_mnist/``, ``cifar-10-batches-py/``).
 
 MNIST and Fashion-MNIST are the four standard IDX files (``.gz`` or not); every load checks
-the SHA-256 of their *decompressed* content against `SHA256`, whatever the source. CIFAR-10
-is the canonical python version (pickled batches); get_file verifies its archive. Any
-problem with the files raises one `DataError` naming the file and what to do.
+the SHA-256 of their *decompressed* content against `SHA256`, whatever the source.
+Decompression is streamed and bounded, so a gzip bomb costs no memory: a file is refused as
+soon as its content exceeds the size of the real file (`IDX_SIZES`) or, in `read_idx`, the
+size its IDX header declares; an uncompressed file larger than that is refused from its size
+alone. CIFAR-10 is the canonical python version (pickled batches), unpickled with an exact
+allowlist of the numpy globals an array needs (any other global is refused before it is
+imported); get_file verifies its archive. ``$SUPERMASK_DATA``, when set and not empty, must
+name a folder. Any problem with the files (missing, not readable for lack of permission,
+truncated, corrupt, too large) raises one `DataError` naming the file and what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
+import math
 import os
 import pathlib
 import pickle
@@ -52,6 +60,9 @@ SHA256 = {
         "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
         "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"))),
 }
+# Size in bytes of each DECOMPRESSED file, the same for MNIST and Fashion-MNIST (header +
+# 60000 or 10000 images of 28x28 / labels): reading stops, with a DataError, past it.
+IDX_SIZES = dict(zip(IDX_FILES, (47040016, 60008, 7840016, 10008)))
 URLS = {
     "mnist": "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "fashion_mnist": "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
@@ -71,6 +82,7 @@ _SUBDIRS = {
 }
 _FIX = ("delete or replace it (a cached copy is downloaded again on the next load), "
         "or point data_dir / SUPERMASK_DATA at a folder holding intact files")
+_CHUNK = 1 << 20  # bytes read (decompressed) at a time
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -111,12 +123,36 @@ def _canonical(name) -> str:
     return key
 
 
+def _permission_denied(path, action="read") -> DataError:
+    """The DataError for a file or folder this process is not allowed to ``action``."""
+    return DataError(f"cannot {action} {path}: permission denied; fix its permissions (chmod) "
+                     "or point data_dir / SUPERMASK_DATA elsewhere.")
+
+
+def _is_file(path: pathlib.Path) -> bool:
+    """``path.is_file()``, but False (not PermissionError) when its folder cannot be searched."""
+    try:
+        return path.is_file()
+    except PermissionError:
+        return False
+
+
 def _find(folder: pathlib.Path, base: str) -> pathlib.Path | None:
     """The file ``base`` in ``folder``: ``base.gz`` or ``base``, else None."""
     for candidate in (folder / f"{base}.gz", folder / base):
-        if candidate.is_file():
+        if _is_file(candidate):
             return candidate
     return None
+
+
+def _candidates(root: pathlib.Path, name: str):
+    """``root`` and its subfolders that may hold dataset ``name``, in the order tried."""
+    # MNIST and Fashion-MNIST share file names: never take a folder named after the
+    # other dataset (e.g. SUPERMASK_DATA=.../mnist when loading fashion_mnist).
+    others = {sub for key, subs in _SUBDIRS.items() if key != name for sub in subs}
+    for folder in (root, *(root / sub for sub in _SUBDIRS[name])):
+        if folder.name not in others:
+            yield folder
 
 
 def _holding(root: pathlib.Path, name: str, complete: bool) -> pathlib.Path | None:
@@ -126,16 +162,44 @@ def _holding(root: pathlib.Path, name: str, complete: bool) -> pathlib.Path | No
     folder is then reported file by file when loading).
     """
     bases = CIFAR_FILES if name == "cifar10" else IDX_FILES
-    # MNIST and Fashion-MNIST share file names: never take a folder named after the
-    # other dataset (e.g. SUPERMASK_DATA=.../mnist when loading fashion_mnist).
-    others = {sub for key, subs in _SUBDIRS.items() if key != name for sub in subs}
-    for folder in (root, *(root / sub for sub in _SUBDIRS[name])):
-        if folder.name in others:
-            continue
+    for folder in _candidates(root, name):
         found = [_find(folder, b) is not None for b in bases]
         if all(found) if complete else any(found):
             return folder
     return None
+
+
+def _check_listable(root: pathlib.Path, name: str) -> None:
+    """Raise DataError if ``root`` or a dataset subfolder of it exists but cannot be listed.
+
+    Called when no files were found there, so that a permission problem is reported as
+    such rather than as missing files (the superuser passes it: it may list anything).
+    """
+    for folder in _candidates(root, name):
+        try:
+            is_dir = folder.is_dir()
+        except PermissionError:  # its parent cannot be searched: reported for the parent
+            continue
+        if is_dir and not os.access(folder, os.R_OK | os.X_OK):
+            raise _permission_denied(folder, "list")
+
+
+def _env_root() -> pathlib.Path | None:
+    """The folder ``$SUPERMASK_DATA`` names; None if unset or empty, DataError if no folder."""
+    env = os.environ.get("SUPERMASK_DATA")
+    if not env:
+        return None
+    root = pathlib.Path(env).expanduser()
+    try:
+        if root.is_dir():
+            return root
+        state = "it is a file" if root.exists() else "nothing exists there"
+    except PermissionError:
+        raise _permission_denied(root, "open") from None
+    raise DataError(
+        f"SUPERMASK_DATA={env} is not a folder ({state}); set it to a folder holding the "
+        "dataset files (or a parent of mnist/, fashion-mnist/, cifar-10-batches-py/), "
+        "or unset it.")
 
 
 def _cache_root(cache_dir) -> pathlib.Path:
@@ -147,14 +211,17 @@ def resolve_source(name, data_dir=None, cache_dir=None, download=True) -> pathli
     """Return the folder holding the raw files of dataset ``name``, downloading if needed.
 
     See the module docstring for the search order. Raises `DataError` if an explicit
-    ``data_dir`` lacks the dataset, or if nothing is found and ``download`` is False.
+    ``data_dir`` lacks the dataset, if ``$SUPERMASK_DATA`` is set but names no folder, if a
+    folder searched cannot be listed, or if nothing is found and ``download`` is False.
     """
     name = _canonical(name)
     bases = CIFAR_FILES if name == "cifar10" else IDX_FILES
     wanted = ", ".join(bases if name == "cifar10" else (f"{b}.gz" for b in bases))
     if data_dir is not None:
-        folder = _holding(pathlib.Path(data_dir).expanduser(), name, complete=False)
+        root = pathlib.Path(data_dir).expanduser()
+        folder = _holding(root, name, complete=False)
         if folder is None:
+            _check_listable(root, name)
             raise DataError(
                 f"data_dir {str(data_dir)!r} holds no {name} files: expected {wanted} in it "
                 f"or in a subfolder {' or '.join(_SUBDIRS[name])} (a folder named after "
@@ -162,16 +229,18 @@ def resolve_source(name, data_dir=None, cache_dir=None, download=True) -> pathli
                 "unset to use SUPERMASK_DATA, the cache or a download.")
         return folder
     looked = []
-    env = os.environ.get("SUPERMASK_DATA")
-    if env:
-        folder = _holding(pathlib.Path(env).expanduser(), name, complete=False)
+    env_root = _env_root()
+    if env_root is not None:  # a folder without this dataset: fall back to the cache
+        folder = _holding(env_root, name, complete=False)
         if folder is not None:
             return folder
-        looked.append(f"SUPERMASK_DATA={env}")
+        _check_listable(env_root, name)
+        looked.append(f"SUPERMASK_DATA={os.environ['SUPERMASK_DATA']}")
     cache = _cache_root(cache_dir)
     folder = _holding(cache, name, complete=True)
     if folder is not None:
         return folder
+    _check_listable(cache, name)
     looked.append(f"the cache {cache}")
     if not download:
         raise DataError(
@@ -224,43 +293,114 @@ def _download(name: str, cache: pathlib.Path) -> pathlib.Path:
     return folder
 
 
-def _read_bytes(path) -> bytes:
-    """The content of ``path``, gunzipped if it is gzip data (whatever its name)."""
+@contextlib.contextmanager
+def _content_stream(path):
+    """Open ``path`` for reading its content; yield ``(stream, size)``.
+
+    ``stream`` gunzips the file if it is gzip data (whatever its name), as it is read;
+    ``size`` is the file's size if it is not gzipped, else None. A missing file, a
+    permission problem or corrupt gzip data met while reading become a `DataError`.
+    """
     path = pathlib.Path(path)
     try:
-        data = path.read_bytes()
-        return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+        with open(path, "rb") as f:
+            gzipped = f.read(2) == b"\x1f\x8b"
+            f.seek(0)
+            if gzipped:
+                with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+                    yield stream, None
+            else:
+                yield f, os.fstat(f.fileno()).st_size
     except FileNotFoundError:
         raise DataError(f"missing file {path}: put it there, or point data_dir / "
                         "SUPERMASK_DATA at a folder holding it.") from None
+    except PermissionError:
+        raise _permission_denied(path) from None
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: truncated or corrupt gzip/file ({exc}); {_FIX}.") from None
 
 
-def _parse_idx(data: bytes, path) -> np.ndarray:
-    """Parse IDX bytes (unsigned-byte type only) into a uint8 array, checking sizes."""
+def _check_size(path, size: int | None, limit: int, why: str) -> None:
+    """Refuse an uncompressed file (``size`` not None) of more than ``limit`` bytes unread."""
+    if size is not None and size > limit:
+        raise DataError(f"{path}: is {size} bytes, more than {limit} bytes, {why}; {_FIX}.")
+
+
+def _read_at_most(stream, data: bytearray, limit: int, path, why: str) -> bytearray:
+    """Append the rest of ``stream`` to ``data``; DataError once it exceeds ``limit`` bytes.
+
+    Reads in chunks, never more than one byte past ``limit`` in all (enough to see that
+    there is too much), so memory stays bounded whatever the stream would decompress to.
+    ``why`` says where the limit comes from.
+    """
+    while len(data) <= limit:
+        chunk = stream.read(min(_CHUNK, limit + 1 - len(data)))
+        if not chunk:
+            return data
+        data += chunk
+    raise DataError(f"{path}: decompresses to more than {limit} bytes, {why}; {_FIX}.")
+
+
+def _read_bytes(path, limit: int, why: str) -> bytearray:
+    """The content of ``path``, gunzipped if it is gzip data (whatever its name).
+
+    Raises DataError, without reading further, as soon as the content exceeds ``limit``
+    bytes (``why``: the size the file may have); an uncompressed file larger than that is
+    refused from its size, unread.
+    """
+    with _content_stream(path) as (stream, size):
+        _check_size(path, size, limit, why)
+        return _read_at_most(stream, bytearray(), limit, path, why)
+
+
+def _idx_layout(data, path) -> tuple[int, tuple]:
+    """``(header size, dims)`` from the first bytes of IDX content (unsigned-byte type only)."""
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] != 0x08 or not 1 <= data[3] <= 4:
         raise DataError(f"{path}: not an unsigned-byte IDX file (bad magic number "
-                        f"{data[:4].hex() or 'none'}, expected 0000080N); {_FIX}.")
+                        f"{bytes(data[:4]).hex() or 'none'}, expected 0000080N); {_FIX}.")
     ndim = data[3]
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{path}: IDX header truncated; {_FIX}.")
-    dims = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, offset=4))
-    if len(data) - header != int(np.prod(dims)):
+    return header, tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, offset=4))
+
+
+def _parse_idx(data, path) -> np.ndarray:
+    """Parse IDX bytes into a read-only uint8 array, checking the sizes."""
+    header, dims = _idx_layout(data, path)
+    if len(data) - header != math.prod(dims):
         raise DataError(f"{path}: IDX payload is {len(data) - header} bytes but its header "
-                        f"declares shape {dims} ({int(np.prod(dims))} bytes); {_FIX}.")
-    return np.frombuffer(data, np.uint8, offset=header).reshape(dims)
+                        f"declares shape {dims} ({math.prod(dims)} bytes); {_FIX}.")
+    array = np.frombuffer(data, np.uint8, offset=header).reshape(dims)
+    array.flags.writeable = False
+    return array
+
+
+def _read_idx_bytes(path) -> bytearray:
+    """The content of IDX file ``path``, never read past the size its header declares.
+
+    The header (magic number, then 4 bytes per dimension) is read first; then at most the
+    payload it declares, plus one byte to detect excess content.
+    """
+    with _content_stream(path) as (stream, size):
+        data = bytearray(stream.read(4))
+        if len(data) == 4 and 1 <= data[3] <= 4:  # else _idx_layout reports a bad magic
+            data += stream.read(4 * data[3])
+        header, dims = _idx_layout(data, path)
+        limit = header + math.prod(dims)
+        why = f"the size its header declares (shape {dims})"
+        _check_size(path, size, limit, why)
+        return _read_at_most(stream, data, limit, path, why)
 
 
 def read_idx(path) -> np.ndarray:
     """Read one IDX file (gzipped or not) into a uint8 array; raise DataError if invalid."""
-    return _parse_idx(_read_bytes(path), path)
+    return _parse_idx(_read_idx_bytes(path), path)
 
 
-def _verified_bytes(path, name: str, base: str) -> bytes:
-    """Decompressed content of ``path``, checked against the pinned SHA-256."""
-    data = _read_bytes(path)
+def _verified_bytes(path, name: str, base: str) -> bytearray:
+    """Decompressed content of ``path``, at most the real file's size, checked by SHA-256."""
+    data = _read_bytes(path, IDX_SIZES[base], f"the size of the real {name} {base}")
     actual, expected = hashlib.sha256(data).hexdigest(), SHA256[name][base]
     if actual != expected:
         raise DataError(f"{path}: checksum mismatch for {name} {base} (SHA-256 of the "
@@ -269,28 +409,52 @@ def _verified_bytes(path, name: str, base: str) -> bytes:
 
 
 class _BatchUnpickler(pickle.Unpickler):
-    """Unpickler that only builds numpy arrays, so a batch file cannot run code."""
+    """Unpickler that only builds numpy arrays, so a batch file cannot run code.
 
-    _ALLOWED = {"_reconstruct", "ndarray", "dtype", "scalar", "_frombuffer"}
+    ``find_class`` accepts exact ``(module, name)`` pairs only, checked before anything is
+    imported; any other global raises a DataError naming ``path`` and the global.
+    """
+
+    # Every global a pickled numpy array needs, and no more: the real batches (Python 2,
+    # numpy 1.x) use numpy.core.multiarray._reconstruct, numpy.ndarray and numpy.dtype;
+    # numpy 1.x / 2.x pickles (protocols 2 to 5) also use scalar and _frombuffer (protocol
+    # 5), under numpy.core or numpy._core; Python 3 pickles bytes with _codecs.encode
+    # (protocol 2).
+    ALLOWED = frozenset({
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+        ("_codecs", "encode"),
+    })
+
+    def __init__(self, file, path):
+        super().__init__(file, encoding="bytes")
+        self.path = path
 
     def find_class(self, module, name):
-        if (module.split(".")[0] == "numpy" and name in self._ALLOWED) or (
-                module in ("_codecs", "codecs") and name == "encode"):
+        if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"unexpected global {module}.{name}")
+        raise DataError(f"{self.path}: unexpected global {module}.{name} in the pickle, "
+                        "refused: a CIFAR-10 python batch only needs the globals of numpy "
+                        f"arrays, and unpickling any other could run code; {_FIX}.")
 
 
 def read_cifar_batch(path) -> tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR-10 python batch: ``(N, 32, 32, 3)`` uint8 images, ``(N,)`` labels."""
     path = pathlib.Path(path)
-    if not path.is_file():
-        raise DataError(f"missing file {path}: put the cifar-10-batches-py files there, "
-                        "or point data_dir / SUPERMASK_DATA at a folder holding them.")
     try:
+        if not path.is_file():
+            raise DataError(f"missing file {path}: put the cifar-10-batches-py files there, "
+                            "or point data_dir / SUPERMASK_DATA at a folder holding them.")
         with open(path, "rb") as f:
-            batch = _BatchUnpickler(f, encoding="bytes").load()
+            batch = _BatchUnpickler(f, path).load()
         data = np.asarray(batch[b"data"])
         labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except DataError:
+        raise
+    except PermissionError:
+        raise _permission_denied(path) from None
     except Exception as exc:  # pickle/EOF/key/type errors: all mean a bad batch file
         raise DataError(f"{path}: not a CIFAR-10 python batch ({type(exc).__name__}: "
                         f"{exc}); {_FIX}.") from None

@@ -30,17 +30,18 @@ Reference: github.com/uber-research/deconstructing-lottery-tickets,
 
 Deliberate differences: counts come from ``pruning.keep_count`` (nearest integer of
 the closed form, the reference truncates the pruned count); ties are broken by index
-as in ``pruning.prune`` (the reference breaks them at random); Mask-1 actions are
-``supermask.actions``'s (e.g. ``signed_constant`` uses the Glorot std, not the
-layer's sample std). Randomness (``random`` criterion, random actions) comes from a
-generator seeded by ``seed`` and the point's names, so every point is reproducible on
-its own and ``random`` masks are nested across powers.
+as in ``pruning.prune`` (the reference breaks them at random), except by the
+sign-aware criteria, which break them at random as the reference does (see
+``supermask.criteria``); Mask-1 actions are ``supermask.actions``'s (``signed_constant``
+uses the std of the layer's initial kernel, as the reference). Randomness (``random``
+and the sign-aware criteria's tie-break, random actions) comes from a generator seeded
+by ``seed`` and the point's names, so every point is reproducible on its own and the
+masks of one criterion are nested across powers.
 
 Speed: one model is built and compiled once; a point only assigns kernels and masks
 (same shapes every time, so nothing is retraced) and one forward pass per batch.
 """
 
-import argparse
 import csv
 import math
 import time
@@ -51,6 +52,8 @@ from pathlib import Path
 import numpy as np
 
 from supermask import actions, backend, criteria, paths, pruning, store
+from supermask.cli import ArgumentParser, percent
+from supermask.config import check_seed
 from supermask.data import load_dataset
 from supermask.errors import ConfigError, SupermaskError
 from supermask.masks import get_weights, kernels, set_masks, set_weights
@@ -408,7 +411,10 @@ def sweep(run_dir, *, criteria_names="all", mask1="none", prune_base=None, power
     crit_names = parse_names(criteria_names, criteria.CRITERIA, criteria.get_criterion)
     mask1_names = parse_names(mask1, actions.MASK1_ACTIONS, actions.get_mask1)
     powers = parse_powers(powers)
-    point_rng(seed)  # validates the seed before any work
+    check_seed(seed)  # validates the seed before any work
+    if out is not False:
+        for path in output_paths(out, run_dir):
+            store.check_output_file(path, "the sweep results")
     _check_positive("batch_size", batch_size)
     if max_examples is not None:
         _check_positive("max_examples", max_examples)
@@ -447,7 +453,7 @@ def sweep(run_dir, *, criteria_names="all", mask1="none", prune_base=None, power
                     loss, acc = evaluate(model, x, y, batch_size)
                     rows.append(_row(crit, m1, power, cutoffs, bases, point_masks, loss, acc))
                     say(f"[{len(rows)}/{total}] {crit} {m1} power {power} cutoffs {_join(cutoffs)}: "
-                        f"density {rows[-1]['density']:.4f} accuracy {acc:.4f} loss {loss:.4f}")
+                        f"density {percent(rows[-1]['density'])} accuracy {percent(acc)} loss {loss:.4f}")
     seconds = time.perf_counter() - start
     say(f"{total} points in {seconds:.1f} s ({seconds / max(total, 1) * 1000:.1f} ms per point)")
     for line in summary_lines(rows):
@@ -500,7 +506,7 @@ def summary_lines(rows) -> list[str]:
         return []
 
     def describe(r):
-        return (f"accuracy {r['accuracy']:.4f} at density {r['density']:.4f} (power {r['power']}, "
+        return (f"accuracy {percent(r['accuracy'])} at density {percent(r['density'])} (power {r['power']}, "
                 f"mask1 {r['mask1']}, cutoffs {r['layer_cutoff']})")
 
     width = max(len(name) for name in best)
@@ -536,7 +542,7 @@ def write_results(rows, meta, out, run_dir) -> tuple[Path, Path]:
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m supermask.init_sweep",
         description="One-shot mask sweep at init (Zhou et al. 2019): for every mask criterion x "
                     "prune power x layer-cutoff setting, the accuracy and loss of the masked, "

@@ -14,13 +14,17 @@ with ``weights_init.h5``, ``weights_final.h5``, ``masks.h5``, ``metrics.json``, 
 ``control/`` holding the same). Each level folder is built under a temporary name and
 renamed when complete, so a killed run leaves finished levels or nothing; ``--resume``
 continues from the last finished level and gives the same result as an uninterrupted run.
+A trial is run by one process at a time: it holds an exclusive lock on
+``trial_<seed>/.lock`` (``fcntl.flock``, dropped by the kernel when the process dies), and
+a second process on the same trial stops with a message naming the holder's PID.
+``--redo-level L`` deletes level L and every later level of each trial, then reruns them.
 
     KERAS_BACKEND=jax python -m supermask.lottery --model fc --dataset mnist --levels 11 \\
         --iterations 5000 --data-dir ../shared/data/mnist --root runs/lottery
 """
 
-import argparse
 import dataclasses
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -28,9 +32,9 @@ import numpy as np
 from supermask import backend, paths, store
 from supermask import masks as M
 from supermask.actions import apply_actions
-from supermask.config import LotteryConfig, to_dict
+from supermask.config import MAX_SEED, LotteryConfig, to_dict
 from supermask.criteria import compute_scores
-from supermask.errors import ConfigError
+from supermask.errors import ConfigError, SupermaskError
 from supermask.models import build_model, prunable_layers
 from supermask.pruning import density, overall_density, ones_like, prune_level
 from supermask.train import compile_model, make_optimizer, summarize, train_model
@@ -117,7 +121,7 @@ def summary_rows(trial_dir, levels):
         folder = paths.level(trial_dir, level)
         if not folder.is_dir():
             break
-        metrics = store.read_json(paths.metrics(folder))
+        metrics = _read_metrics(folder)
         s = metrics["summary"]
         row = {"level": level, "percent_remaining": round(100 * metrics["overall_density"], 2),
                "best_val_accuracy": s["best_val_accuracy"],
@@ -125,12 +129,22 @@ def summary_rows(trial_dir, levels):
                "early_stop_iteration": s["early_stop_iteration"],
                "final_test_accuracy": s["final_test_accuracy"]}
         control = paths.control(folder)
-        c = store.read_json(paths.metrics(control))["summary"] if control.is_dir() else {}
+        c = _read_metrics(control)["summary"] if control.is_dir() else {}
         row["control_best_val_accuracy"] = c.get("best_val_accuracy")
         row["control_test_accuracy_at_early_stop"] = c.get("test_accuracy_at_early_stop")
         row["control_early_stop_iteration"] = c.get("early_stop_iteration")
         rows.append(row)
     return rows
+
+
+def _read_metrics(folder):
+    """``metrics.json`` of a finished run folder; CorruptFileError if it lacks its summary."""
+    path = paths.metrics(folder)
+    metrics = store.read_json(path)
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("summary"), dict) \
+            or "overall_density" not in metrics:
+        raise store.CorruptFileError(f"{path} is corrupt: it lacks the run's summary.", path)
+    return metrics
 
 
 def format_table(rows):
@@ -146,17 +160,62 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-def run_trial(config, data, trial_dir, verbose=1):
-    """Run (or finish) every level of one trial; return its summary rows."""
+def run_trial(config, data, trial_dir, verbose=1, redo_level=None):
+    """Run (or finish) every level of one trial; return its summary rows.
+
+    Holds the trial's lock throughout (``LockedError`` if another process has it).
+    ``redo_level``: first delete that level and every later one, then run them again.
+    A finished level whose files are missing or corrupt stops the run with a message
+    saying which level folder to delete.
+    """
+    trial_dir = Path(trial_dir)
     trial_dir.mkdir(parents=True, exist_ok=True)
-    store.remove_stale_temporaries(trial_dir)
+    with store.exclusive_lock(paths.lock(trial_dir), f"Trial {trial_dir}"):
+        store.remove_stale_temporaries(trial_dir)
+        if redo_level is not None:
+            remove_levels(trial_dir, redo_level, verbose)
+        try:
+            return _run_levels(config, data, trial_dir, verbose)
+        except store.CorruptFileError as exc:
+            raise _damaged(exc, trial_dir) from None
+
+
+def remove_levels(trial_dir, first, verbose=1):
+    """Delete ``level_<first>`` and every later level folder of a trial, last level first.
+
+    Each folder is renamed to a temporary name, then deleted, so a run killed meanwhile
+    leaves finished levels ``0 .. k-1`` and nothing else: never a level built on a
+    deleted one. Call it only while holding the trial's lock.
+    """
+    levels = sorted((int(p.name.split("_")[1]) for p in Path(trial_dir).glob("level_*")
+                     if p.is_dir() and p.name.split("_")[1].isdigit()), reverse=True)
+    for level in (L for L in levels if L >= first):
+        folder = paths.level(trial_dir, level)
+        if verbose:
+            print(f"Level {level}: deleting it to run it again (--redo-level {first})")
+        store.remove_dir(folder)
+
+
+def _damaged(exc, trial_dir):
+    """The error for a missing or corrupt file in a finished level: which folder to delete."""
+    level_dir = next((p for p in [exc.path, *exc.path.parents]
+                      if p.parent == trial_dir and p.name.startswith("level_")), None)
+    if level_dir is None:
+        return exc
+    level = level_dir.name.split("_")[1]
+    return SupermaskError(f"{exc} The finished level folder {level_dir} is damaged: rerun with "
+                          f"--redo-level {level} (redoes level {level} and every later one), or delete "
+                          f"{level_dir} and every later level folder and rerun with --resume.")
+
+
+def _run_levels(config, data, trial_dir, verbose):
     iterations = config.num_iterations(len(data.x_train))
     if config.rewind_iteration >= iterations:
         raise ConfigError(f"rewind_iteration ({config.rewind_iteration}) must be below the number of "
                           f"training iterations ({iterations}).")
     level0 = paths.level(trial_dir, 0)
     if level0.is_dir():
-        trained_on = store.read_json(paths.metrics(level0)).get("backend")
+        trained_on = _read_metrics(level0).get("backend")
         if trained_on != backend.name():
             raise ConfigError(f"{trial_dir} was trained with KERAS_BACKEND={trained_on}; resume it with that "
                               f"backend, or choose another --root for {backend.name()}.")
@@ -190,26 +249,45 @@ def _planned_density(config, data, level):
     return sum(keep_count(n, rates[k], level) for k, n in sizes.items()) / sum(sizes.values())
 
 
-def run(config, root, trials=1, data_dir=None, resume=False, verbose=1):
-    """Run ``trials`` trials (seeds ``config.seed`` ...); return {seed: summary rows}."""
+def run(config, root, trials=1, data_dir=None, resume=False, verbose=1, redo_level=None):
+    """Run ``trials`` trials (seeds ``config.seed`` ...); return {seed: summary rows}.
+
+    The experiment folder is ``root/<hash of the resolved config but seed and levels>``;
+    its ``hparams.json`` records every resolved value. ``resume`` continues finished
+    levels; ``redo_level`` (implies ``resume``) reruns that level and every later one.
+    """
     from supermask.data import load_dataset
 
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ConfigError(f"trials must be an integer >= 1. Received: trials={trials!r}")
+    if config.seed + trials - 1 > MAX_SEED:
+        raise ConfigError(f"The trial seeds {config.seed} .. {config.seed + trials - 1} must stay <= {MAX_SEED} "
+                          "(2**32 - 1); lower --seed or --trials.")
+    if redo_level is not None:
+        if isinstance(redo_level, bool) or not isinstance(redo_level, int) or not 0 <= redo_level <= config.levels:
+            raise ConfigError(f"redo_level must be an integer in [0, levels={config.levels}]. "
+                              f"Received: redo_level={redo_level!r}")
+        resume = True
+    store.check_output_dir(root, "the experiments root (--root)")
+    data = load_dataset(config.dataset, data_dir=data_dir, validation_size=config.validation_size)
+    config = config.resolve(len(data.x_train))
     experiment = paths.experiment(root, config.experiment_hash())
     seeds = [config.seed + t for t in range(trials)]
     started = [s for s in seeds if paths.level(paths.trial(experiment, s), 0).is_dir()]
     if started and not resume:
         raise ConfigError(f"Experiment {experiment} already has finished levels for seeds {started}. "
                           "Pass --resume to continue it, or choose another --root.")
-    data = load_dataset(config.dataset, data_dir=data_dir, validation_size=config.validation_size)
     hparams = {k: v for k, v in to_dict(config).items() if k not in ("seed", "levels")}
     store.write_json(paths.hparams(experiment), hparams)
     if verbose:
         print(f"Experiment {experiment}")
+        if resume and not started:
+            print("Nothing to resume yet: no level of this experiment has finished. Starting it.")
     results = {}
     for seed in seeds:
         trial_config = dataclasses.replace(config, seed=seed)
         trial_dir = paths.trial(experiment, seed)
-        rows = run_trial(trial_config, data, trial_dir, verbose)
+        rows = run_trial(trial_config, data, trial_dir, verbose, redo_level=redo_level)
         results[seed] = rows
         if verbose:
             print(f"\nTrial {seed} ({paths.summary(trial_dir)}):\n{format_table(rows)}\n")
@@ -217,9 +295,9 @@ def run(config, root, trials=1, data_dir=None, resume=False, verbose=1):
 
 
 def build_parser():
-    from supermask.cli import add_config_arguments, add_run_arguments
+    from supermask.cli import ArgumentParser, add_config_arguments, add_run_arguments
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m supermask.lottery",
         description="Iterative magnitude pruning with resets to init (or late rewinding), any mask "
                     "criterion and Mask-1/Mask-0 action, and the random-reinit control of each level. "
@@ -228,6 +306,9 @@ def build_parser():
     parser.add_argument("--trials", type=int, default=1, help="number of trials: seeds SEED, SEED+1, ... (default 1)")
     parser.add_argument("--root", default="runs/lottery", help="experiments folder (default runs/lottery)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
+    parser.add_argument("--redo-level", type=int, default=None, metavar="L",
+                        help="delete level L and every later level of each trial, then run them again "
+                             "(implies --resume); e.g. after a level's files were damaged")
     add_run_arguments(parser)
     return parser
 
@@ -236,11 +317,9 @@ def main(argv=None):
     from supermask.cli import config_from_args
 
     args = build_parser().parse_args(argv)
-    if args.trials < 1:
-        raise ConfigError(f"trials must be >= 1. Received: trials={args.trials}")
     config = config_from_args(LotteryConfig, args)
     return run(config, args.root, trials=args.trials, data_dir=args.data_dir, resume=args.resume,
-               verbose=0 if args.quiet else 1)
+               verbose=0 if args.quiet else 1, redo_level=args.redo_level)
 
 
 if __name__ == "__main__":

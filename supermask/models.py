@@ -22,6 +22,7 @@ kernels, learned masks; Zhou et al. 2019 and Ramanujan et al. 2020). The same ``
 gives both kinds the same initial kernels.
 """
 
+import hashlib
 from dataclasses import dataclass
 
 import keras
@@ -67,6 +68,21 @@ def get_spec(name):
         ) from None
 
 
+def derive_seed(seed, index):
+    """The seed of a model's ``index``-th random part (a kernel initialiser, a mask sampler).
+
+    ``seed * 1000 + index`` while that is below 2**31 (every seed up to 2 147 482: the
+    seeds all earlier results used), else a SHA-256 mix of both folded into [1, 2**31):
+    every backend's seed generator takes it (PyTorch's needs int32), for any seed in
+    [0, 2**32).
+    """
+    plain = int(seed) * 1000 + int(index)
+    if plain < 2**31:
+        return plain
+    digest = hashlib.sha256(f"{int(seed)}:{int(index)}".encode()).digest()
+    return 1 + int.from_bytes(digest[:8], "little") % (2**31 - 1)
+
+
 def build_model(name, input_shape, num_classes=10, seed=0, freeze_pruned=False, kind="masked",
                 supermask=None):
     """Build (uncompiled) model ``name`` for images of ``input_shape`` (H, W, C).
@@ -84,7 +100,10 @@ def build_model(name, input_shape, num_classes=10, seed=0, freeze_pruned=False, 
             ``SUPERMASK_OPTIONS`` (e.g. ``{"learner": "edge-popup", "k": 0.5}``). Each
             layer's mask-sampling seed (and default score init) is derived from ``seed``.
     """
+    from supermask.config import check_seed
+
     spec = get_spec(name)
+    check_seed(seed)
     if len(input_shape) != 3:
         raise ConfigError(f"input_shape must be (height, width, channels). Received: {input_shape!r}")
     if kind not in KINDS:
@@ -109,16 +128,16 @@ def build_model(name, input_shape, num_classes=10, seed=0, freeze_pruned=False, 
             )
 
         def dense(units, index, **kwargs):
-            return SupermaskDense(units, seed=seed * 1000 + 500 + index, **options, **kwargs)
+            return SupermaskDense(units, seed=derive_seed(seed, 500 + index), **options, **kwargs)
 
         def conv(filters, index, **kwargs):
-            return SupermaskConv2D(filters, 3, padding="same", seed=seed * 1000 + 500 + index,
+            return SupermaskConv2D(filters, 3, padding="same", seed=derive_seed(seed, 500 + index),
                                    **options, **kwargs)
 
-    init_seeds = iter(range(seed * 1000, seed * 1000 + 100))
+    init_seeds = iter(range(100))
 
     def kernel_init():
-        return keras.initializers.GlorotNormal(seed=next(init_seeds))
+        return keras.initializers.GlorotNormal(seed=derive_seed(seed, next(init_seeds)))
 
     layers = [keras.Input(shape=tuple(input_shape), name="image")]
     conv_index = 0

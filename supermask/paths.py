@@ -47,6 +47,11 @@ def trial(experiment_dir, seed):
     return Path(experiment_dir) / f"trial_{seed}"
 
 
+def lock(trial_dir):
+    """The lock file a process holds while it runs a trial."""
+    return Path(trial_dir) / ".lock"
+
+
 def level(trial_dir, level_index):
     return Path(trial_dir) / f"level_{level_index}"
 

@@ -12,10 +12,11 @@ Example::
         --data-dir ../shared/data/mnist --out runs/fc
 """
 
-import argparse
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -189,50 +190,105 @@ def summarize(history):
     }
 
 
-def run(config, data_dir=None, out=None, verbose=1):
-    """Train ``config`` densely and write its results to ``out``; returns the metrics dict."""
+def check_output(out=None, out_root=None, overwrite=False):
+    """Fail before any work if the run folder ``out`` (or a folder under ``out_root``) cannot
+    be written, or ``out`` holds an earlier run and ``overwrite`` is False."""
+    if out is not None:
+        store.check_output_dir(out, "the output folder", overwrite=overwrite)
+    elif out_root is not None:
+        store.check_output_dir(out_root, "the runs folder")
+
+
+def output_folder(config, out=None, out_root=None):
+    """Where a run of the resolved ``config`` writes: ``out``, else ``out_root/<hash>``, else None."""
+    if out is not None:
+        return Path(out)
+    return Path(out_root) / config_hash(config) if out_root is not None else None
+
+
+@contextlib.contextmanager
+def claim_output(out, overwrite=False):
+    """Hold the run folder ``out`` for the block: one process at a time writes it.
+
+    Takes the lock ``.<name>.lock`` beside it (released by the kernel even on kill -9),
+    checks again that it may be written, and deletes temporaries a killed earlier run
+    left for this folder. ``out=None`` (no output) holds nothing.
+    """
+    if out is None:
+        yield
+        return
+    with store.exclusive_lock(store.lock_path(out), f"The output folder {out}"):
+        store.check_output_dir(out, "the output folder", overwrite=overwrite)
+        store.remove_stale_temporaries(Path(out).parent, Path(out).name)
+        yield
+
+
+def save_run(out, files, model, overwrite=False):
+    """Write a run folder as one unit: built under a temporary name, then swapped in.
+
+    ``files``: ``{"hparams": dict, "metrics": dict, "weights_init": arrays,
+    "weights_final": arrays, "masks": arrays}``; the model goes to ``model.keras``. A run
+    killed while saving leaves the previous folder (or none), never a mix of both.
+    """
+    with store.atomic_dir(out, replace=overwrite) as tmp:
+        store.write_json(paths.hparams(tmp), files["hparams"])
+        store.save_arrays(paths.weights_init(tmp), files["weights_init"])
+        store.save_arrays(paths.weights_final(tmp), files["weights_final"])
+        store.save_arrays(paths.masks(tmp), files["masks"])
+        store.save_model(paths.model(tmp), model)
+        store.write_json(paths.metrics(tmp), files["metrics"])
+
+
+def run(config, data_dir=None, out=None, verbose=1, overwrite=False, out_root=None):
+    """Train ``config`` densely; returns the metrics dict.
+
+    Results go to the folder ``out``, else ``out_root/<hash of the resolved config>``,
+    else nowhere. An existing non-empty folder is refused unless ``overwrite`` (then it
+    is replaced whole once the new run is complete). ``hparams.json`` holds the resolved
+    config: every default the run used, spelled out.
+    """
+    from supermask.cli import percent
     from supermask.data import load_dataset
     from supermask.masks import get_masks, get_weights
     from supermask.models import build_model
 
+    check_output(out, out_root, overwrite)
     data = load_dataset(config.dataset, data_dir=data_dir, validation_size=config.validation_size)
-    keras.utils.set_random_seed(config.seed)
-    model = build_model(config.model, data.input_shape, data.num_classes, seed=config.seed)
-    compile_model(model, make_optimizer(config.resolved_learning_rate()))
-    iterations = config.num_iterations(len(data.x_train))
-    if verbose:
-        print(f"Training {config.model} on {config.dataset} for {iterations} iterations "
-              f"(batch {config.resolved_batch_size()}, backend {backend.name()})")
-    init = get_weights(model)
-    result = train_model(model, data, iterations=iterations, batch_size=config.resolved_batch_size(),
-                         seed=config.seed, eval_every=config.eval_every, verbose=verbose)
-    metrics = {
-        "backend": backend.name(),
-        "config_hash": config_hash(config),
-        "iterations": iterations,
-        "seconds": result.seconds,
-        "summary": summarize(result.history),
-        "history": result.history,
-    }
-    if out is not None:
-        store.write_json(paths.hparams(out), to_dict(config))
-        store.save_arrays(paths.weights_init(out), init)
-        store.save_arrays(paths.weights_final(out), get_weights(model))
-        store.save_arrays(paths.masks(out), get_masks(model))
-        store.save_model(paths.model(out), model)
-        store.write_json(paths.metrics(out), metrics)
+    config = config.resolve(len(data.x_train))
+    out = output_folder(config, out, out_root)
+    with claim_output(out, overwrite):
+        keras.utils.set_random_seed(config.seed)
+        model = build_model(config.model, data.input_shape, data.num_classes, seed=config.seed)
+        compile_model(model, make_optimizer(config.learning_rate))
+        if verbose:
+            print(f"Training {config.model} on {config.dataset} for {config.iterations} iterations "
+                  f"(batch {config.batch_size}, backend {backend.name()})")
+        init = get_weights(model)
+        result = train_model(model, data, iterations=config.iterations, batch_size=config.batch_size,
+                             seed=config.seed, eval_every=config.eval_every, verbose=verbose)
+        metrics = {
+            "backend": backend.name(),
+            "config_hash": config_hash(config),
+            "iterations": config.iterations,
+            "seconds": result.seconds,
+            "summary": summarize(result.history),
+            "history": result.history,
+        }
+        if out is not None:
+            save_run(out, {"hparams": to_dict(config), "metrics": metrics, "weights_init": init,
+                           "weights_final": get_weights(model), "masks": get_masks(model)}, model, overwrite)
     if verbose:
         s = metrics["summary"]
-        print(f"Done in {result.seconds:.1f} s: final test accuracy {s['final_test_accuracy']:.4f}, "
-              f"best validation accuracy {s['best_val_accuracy']} at iteration {s['early_stop_iteration']}"
-              + (f"; results in {out}" if out else ""))
+        print(f"Done in {result.seconds:.1f} s: final test accuracy {percent(s['final_test_accuracy'])}, "
+              f"best validation accuracy {percent(s['best_val_accuracy'])} at iteration "
+              f"{s['early_stop_iteration']}" + (f"; results in {out}" if out else ""))
     return metrics
 
 
 def build_parser():
-    from supermask.cli import add_config_arguments, add_run_arguments
+    from supermask.cli import ArgumentParser, add_config_arguments, add_run_arguments
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m supermask.train",
         description="Train a network densely on MNIST, Fashion-MNIST or CIFAR-10 and save its "
                     "initial weights, final weights and metrics. The backend is chosen by KERAS_BACKEND.",

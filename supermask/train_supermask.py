@@ -24,14 +24,14 @@ Example (paper defaults: SGD, momentum 0.9, learning rate 100, batch 250, scores
         --data-dir ../shared/data/mnist --out runs/supermask/fc
 """
 
-import argparse
 
 import keras
 import numpy as np
 
-from supermask import backend, paths, store
+from supermask import backend
 from supermask.config import SupermaskConfig, config_hash, to_dict
-from supermask.train import EVAL_BATCH_SIZE, compile_model, make_optimizer, summarize, train_model
+from supermask.train import (EVAL_BATCH_SIZE, check_output, claim_output, compile_model, make_optimizer,
+                             output_folder, save_run, summarize, train_model)
 
 
 def layer_options(config):
@@ -120,59 +120,63 @@ def final_evaluation(model, data, config):
     return final
 
 
-def run(config, data_dir=None, out=None, verbose=1):
-    """Learn the supermask of ``config`` and write its results to ``out``; returns the metrics dict."""
+def run(config, data_dir=None, out=None, verbose=1, overwrite=False, out_root=None):
+    """Learn the supermask of ``config``; returns the metrics dict.
+
+    Output folder, ``overwrite`` and ``out_root`` as in ``supermask.train.run``;
+    ``hparams.json`` holds the resolved config (every learner default spelled out).
+    """
+    from supermask.cli import percent
     from supermask.data import load_dataset
     from supermask.masks import get_masks, get_weights
 
+    check_output(out, out_root, overwrite)
     data = load_dataset(config.dataset, data_dir=data_dir, validation_size=config.validation_size)
-    keras.utils.set_random_seed(config.seed)
-    model = build(config, data.input_shape, data.num_classes)
-    iterations = config.num_iterations(len(data.x_train))
-    batch_size = config.resolved_batch_size()
-    compile_model(model, optimizer_for(config, iterations))
-    if verbose:
-        print(f"Learning a {config.learner} supermask of {config.model} ({config.weights} weights"
-              f"{', DWR' if config.dwr else ''}) on {config.dataset} for {iterations} iterations "
-              f"(batch {batch_size}, {config.resolved('optimizer')} lr {config.resolved_learning_rate()}, "
-              f"backend {backend.name()})")
-    init = get_weights(model)
-    result = train_model(model, data, iterations=iterations, batch_size=batch_size, seed=config.seed,
-                         eval_every=config.resolved_eval_every(len(data.x_train)), verbose=verbose)
-    final = final_evaluation(model, data, config)
-    metrics = {
-        "backend": backend.name(),
-        "config_hash": config_hash(config),
-        "iterations": iterations,
-        "epochs": iterations * batch_size / len(data.x_train),
-        "seconds": result.seconds,
-        "summary": summarize(result.history),
-        "final": final,
-        "density": density_report(model),
-        "history": result.history,
-    }
-    if out is not None:
-        store.write_json(paths.hparams(out), to_dict(config))
-        store.save_arrays(paths.weights_init(out), init)
-        store.save_arrays(paths.weights_final(out), get_weights(model))
-        store.save_arrays(paths.masks(out), get_masks(model))
-        store.save_model(paths.model(out), model)
-        store.write_json(paths.metrics(out), metrics)
+    config = config.resolve(len(data.x_train))
+    out = output_folder(config, out, out_root)
+    with claim_output(out, overwrite):
+        keras.utils.set_random_seed(config.seed)
+        model = build(config, data.input_shape, data.num_classes)
+        iterations, batch_size = config.iterations, config.batch_size
+        compile_model(model, optimizer_for(config, iterations))
+        if verbose:
+            print(f"Learning a {config.learner} supermask of {config.model} ({config.weights} weights"
+                  f"{', DWR' if config.dwr else ''}) on {config.dataset} for {iterations} iterations "
+                  f"(batch {batch_size}, {config.optimizer} lr {config.learning_rate}, "
+                  f"backend {backend.name()})")
+        init = get_weights(model)
+        result = train_model(model, data, iterations=iterations, batch_size=batch_size, seed=config.seed,
+                             eval_every=config.eval_every, verbose=verbose)
+        final = final_evaluation(model, data, config)
+        metrics = {
+            "backend": backend.name(),
+            "config_hash": config_hash(config),
+            "iterations": iterations,
+            "epochs": iterations * batch_size / len(data.x_train),
+            "seconds": result.seconds,
+            "summary": summarize(result.history),
+            "final": final,
+            "density": density_report(model),
+            "history": result.history,
+        }
+        if out is not None:
+            save_run(out, {"hparams": to_dict(config), "metrics": metrics, "weights_init": init,
+                           "weights_final": get_weights(model), "masks": get_masks(model)}, model, overwrite)
     if verbose:
         det = final["deterministic"]
         sampled = final.get("sampled")
-        density = ", ".join(f"{k} {v['inference']:.3f}" for k, v in metrics["density"].items())
-        print(f"Done in {result.seconds:.1f} s: test accuracy {det['test_accuracy']:.4f} (deterministic mask)"
-              + (f", {sampled['test_accuracy_mean']:.4f} ± {sampled['test_accuracy_std']:.4f} "
+        density = ", ".join(f"{k} {percent(v['inference'], 1)}" for k, v in metrics["density"].items())
+        print(f"Done in {result.seconds:.1f} s: test accuracy {percent(det['test_accuracy'])} (deterministic mask)"
+              + (f", {percent(sampled['test_accuracy_mean'])} ± {100 * sampled['test_accuracy_std']:.2f} "
                  f"(mean of {sampled['samples']} sampled masks)" if sampled else "")
               + f"; mask density {density}" + (f"; results in {out}" if out else ""))
     return metrics
 
 
 def build_parser():
-    from supermask.cli import add_config_arguments, add_run_arguments
+    from supermask.cli import ArgumentParser, add_config_arguments, add_run_arguments
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m supermask.train_supermask",
         description="Learn a supermask (Zhou et al. 2019: Bernoulli; Ramanujan et al. 2020: edge-popup) "
                     "over frozen random weights and save the weights, scores, masks and metrics. "

@@ -14,6 +14,7 @@ from supermask.actions import (
     get_mask1,
     glorot_normal,
     glorot_std,
+    layer_std,
 )
 from supermask.errors import ConfigError
 
@@ -85,11 +86,22 @@ def test_random_reshuffle_permutes_kept_init_values_only():
     np.testing.assert_array_equal(w[~mask], init[~mask])  # pruned positions untouched
 
 
-def test_signed_constant_is_exactly_sigma_with_init_signs():
+# Population std of W_INIT's six values (what np.std and tf.nn.moments give): the
+# reference's signed constant, not the Glorot formula's SIGMA.
+LAYER_STD = math.sqrt(sum((w - (-0.05)) ** 2 for w in (0.5, -0.2, 0.1, -0.4, 0.3, -0.6)) / 6)
+
+
+def test_signed_constant_is_the_layer_std_with_init_signs():
     w = start("signed_constant", "mask").weights["l"]
-    np.testing.assert_array_equal(
-        w.ravel(), [SIGMA, 0.0, 0.0, -SIGMA, 0.0, -SIGMA]
-    )
+    np.testing.assert_allclose(w.ravel(), [LAYER_STD, 0.0, 0.0, -LAYER_STD, 0.0, -LAYER_STD], rtol=1e-12)
+    assert layer_std(W_INIT) == pytest.approx(LAYER_STD, rel=1e-12) and abs(LAYER_STD - SIGMA) > 0.1
+
+
+def test_signed_constant_uses_the_drawn_layer_not_the_formula():
+    init, final, mask = big_layer(shape=(784, 300))
+    w = start("signed_constant", "mask", 0, init, final, mask).weights["l"]
+    np.testing.assert_array_equal(np.abs(w[mask]), np.float64(np.std(init)))
+    assert np.std(init) != glorot_std(init.shape)  # a drawn layer is 0.1-2 % off the formula
 
 
 def test_rand_signed_constant_random_signs_exact_magnitude():
@@ -97,7 +109,7 @@ def test_rand_signed_constant_random_signs_exact_magnitude():
     a = start("rand_signed_constant", "mask", 2, init, final, mask).weights["l"]
     b = start("rand_signed_constant", "mask", 2, init, final, mask).weights["l"]
     np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(np.abs(a[mask]), glorot_std(init.shape))
+    np.testing.assert_array_equal(np.abs(a[mask]), np.std(init))
     agree = np.mean(np.sign(a[mask]) == np.sign(init[mask]))
     assert 0.47 < agree < 0.53  # independent of the init's signs
     assert np.all(a[~mask] == 0)

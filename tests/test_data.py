@@ -6,13 +6,20 @@ tests write themselves; downloads go through the real ``keras.utils.get_file`` w
 ``file://`` URLs, so no network is used.
 """
 
+import builtins
 import gzip
 import hashlib
+import io
 import os
 import pathlib
 import pickle
 import shutil
+import struct
+import subprocess
+import sys
 import tarfile
+import textwrap
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -213,6 +220,7 @@ def test_explicit_empty_data_dir_does_not_fall_through(tmp_path, monkeypatch):
 
 
 def test_nothing_found_without_download(tmp_path, monkeypatch):
+    (tmp_path / "empty").mkdir()
     monkeypatch.setenv("SUPERMASK_DATA", str(tmp_path / "empty"))
     with pytest.raises(DataError) as excinfo:
         data.load_dataset("cifar10", cache_dir=tmp_path / "cache", download=False)
@@ -221,6 +229,7 @@ def test_nothing_found_without_download(tmp_path, monkeypatch):
 
 def test_env_without_dataset_falls_through_to_cache(tmp_path, monkeypatch):
     arrays = write_tiny_mnist(tmp_path / "cache" / "mnist", monkeypatch)
+    (tmp_path / "elsewhere").mkdir()  # a folder, but without MNIST
     monkeypatch.setenv("SUPERMASK_DATA", str(tmp_path / "elsewhere"))
     ds = data.load_dataset("mnist", cache_dir=tmp_path / "cache", validation_size=2,
                            download=False)
@@ -262,7 +271,7 @@ def test_truncated_gzip(tmp_path, monkeypatch):
     (b"\0\0", b"", "magic"),
     (bytes([0, 0, 0x08, 3]) + (2).to_bytes(4, "big"), b"", "header truncated"),
     (bytes([0, 0, 0x08, 1]) + (10).to_bytes(4, "big"), bytes(9), "payload"),
-    (bytes([0, 0, 0x08, 1]) + (10).to_bytes(4, "big"), bytes(11), "payload"),
+    (bytes([0, 0, 0x08, 1]) + (10).to_bytes(4, "big"), bytes(11), "more than 18 bytes"),
 ])
 def test_corrupt_idx(tmp_path, header, payload, expected):
     path = tmp_path / "t10k-labels-idx1-ubyte.gz"
@@ -424,3 +433,377 @@ def test_download_cifar_archive(tmp_path, monkeypatch):
     np.testing.assert_array_equal(ds.y_test, written["test_batch"][1])
     assert data.resolve_source("cifar10", cache_dir=cache, download=False) == (
         cache / "cifar10" / "cifar-10-batches-py")
+
+
+# --- CIFAR-10 unpickler allowlist ------------------------------------------------------
+
+def _global_pickle(module, name, protocol):
+    """A pickle calling ``module.name()`` with no arguments, built opcode by opcode.
+
+    Protocol 2 names the global with GLOBAL, protocol 4 with STACK_GLOBAL. It is only ever
+    given to the unpickler under test, never to ``pickle.load``.
+    """
+    if protocol == 2:
+        ref = b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+    else:
+        ref = b"".join(b"\x8c" + bytes([len(part)]) + part.encode()
+                       for part in (module, name)) + b"\x93"
+    return b"\x80" + bytes([protocol]) + ref + b")R."
+
+
+def _py2_batch_pickle(flat, labels):
+    """A batch as Python 2's cPickle (protocol 2, numpy 1.x) wrote the real CIFAR-10 files:
+    str keys and raw data (SHORT_BINSTRING / BINSTRING), numpy.core globals."""
+    def string(b):
+        return b"U" + bytes([len(b)]) + b if len(b) < 256 else b"T" + struct.pack("<I", len(b)) + b
+
+    def integer(n):
+        return b"J" + struct.pack("<i", n)
+
+    array = (b"cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\n"  # _reconstruct(
+             + integer(0) + b"\x85" + string(b"b") + b"\x87R"  # ndarray, (0,), 'b')
+             + b"(" + integer(1) + integer(flat.shape[0]) + integer(flat.shape[1]) + b"\x86"
+             + b"cnumpy\ndtype\n" + string(b"u1") + integer(0) + integer(1) + b"\x87R"
+             + b"(" + integer(3) + string(b"|") + b"NNN" + integer(-1) + integer(-1)
+             + integer(0) + b"tb"  # dtype state
+             + b"\x89" + string(flat.tobytes()) + b"tb")  # (1, shape, dtype, False, raw)
+    labels_list = b"](" + b"".join(integer(int(v)) for v in labels) + b"e"
+    return b"\x80\x02}(" + string(b"data") + array + string(b"labels") + labels_list + b"u."
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+@pytest.mark.parametrize("module, name", [
+    ("numpy.f2py.__main__", "dtype"),  # importing it runs f2py
+    ("numpy.f2py.__main__", "_reconstruct"),
+    ("os", "system"),
+    ("builtins", "eval"),
+    ("__builtin__", "eval"),
+    ("numpy", "load"),
+    ("numpy.testing._private.utils", "runstring"),
+    ("numpy.core.multiarray", "ndarray"),  # allowed module, other name
+    ("numpy", "core.multiarray._reconstruct"),  # dotted name under an allowed module
+    ("codecs", "encode"),
+    ("builtins", "bytes"),
+])
+def test_cifar_unpickler_refuses_other_globals(tmp_path, module, name, protocol):
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(_global_pickle(module, name, protocol))
+    modules_before = set(sys.modules)
+    with pytest.raises(DataError) as excinfo:
+        data.read_cifar_batch(path)
+    assert_data_error(excinfo, path, f"unexpected global {module}.{name}", "refused", GUIDANCE)
+    assert "numpy.f2py.__main__" not in sys.modules
+    assert not {m for m in set(sys.modules) - modules_before if m.startswith("numpy.f2py")}
+
+
+def test_f2py_main_batch_is_refused_in_load_dataset(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    write_tiny_cifar(folder)
+    bad = folder / "data_batch_1"
+    bad.write_bytes(_global_pickle("numpy.f2py.__main__", "dtype", 2))
+    with pytest.raises(DataError) as excinfo:
+        data.load_dataset("cifar10", data_dir=tmp_path, validation_size=4)
+    assert_data_error(excinfo, bad, "unexpected global numpy.f2py.__main__.dtype", GUIDANCE)
+    assert "numpy.f2py.__main__" not in sys.modules
+
+
+class _RecordingUnpickler(pickle.Unpickler):
+    """Plain unpickler that records the globals a (trusted) pickle names."""
+
+    def __init__(self, file, seen):
+        super().__init__(file, encoding="bytes")
+        self.seen = seen
+
+    def find_class(self, module, name):
+        self.seen.add((module, name))
+        return super().find_class(module, name)
+
+
+def test_cifar_allowlist_is_what_numpy_pickles_need():
+    arrays = [np.zeros((4, 3072), np.uint8), np.arange(5), np.ones((2, 3), np.float32).T,
+              np.array(7, np.uint8), np.int64(3), np.array([b"ab"])]
+    seen = set()
+    for protocol in (2, 3, 4, 5):
+        for array in arrays:
+            blob = pickle.dumps({b"data": array, b"labels": [1, 2]}, protocol=protocol)
+            _RecordingUnpickler(io.BytesIO(blob), seen).load()
+            loaded = data._BatchUnpickler(io.BytesIO(blob), "probe").load()[b"data"]
+            np.testing.assert_array_equal(loaded, array)
+            assert loaded.dtype == array.dtype
+    allowed = data._BatchUnpickler.ALLOWED
+    assert seen <= allowed  # complete under the installed numpy
+    # Minimal: every allowed global is one numpy uses, under numpy.core or numpy._core.
+    spelled = {(m.replace("numpy._core.", "numpy.core."), n) for m, n in seen}
+    assert {(m.replace("numpy._core.", "numpy.core."), n) for m, n in allowed} == spelled
+
+
+@pytest.mark.parametrize("writer", ["python2", "protocol2", "protocol2-numpy1", "protocol5"])
+def test_real_format_batches_load(tmp_path, writer):
+    rng = np.random.default_rng(3)
+    flat = rng.integers(0, 256, (3, 3072), dtype=np.uint8)
+    labels = [9, 0, 4]
+    batch = {b"batch_label": b"training batch 1 of 5", b"labels": labels, b"data": flat,
+             b"filenames": [b"a.png", b"b.png", b"c.png"]}
+    if writer == "python2":
+        blob = _py2_batch_pickle(flat, labels)
+    elif writer == "protocol5":
+        blob = pickle.dumps(batch, protocol=5)
+    else:
+        blob = pickle.dumps(batch, protocol=2)
+        if writer == "protocol2-numpy1":  # numpy 1.x spells the module numpy.core
+            blob = blob.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+            assert b"numpy.core.multiarray" in blob
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(blob)
+    images, got_labels = data.read_cifar_batch(path)
+    np.testing.assert_array_equal(got_labels, labels)
+    np.testing.assert_array_equal(images, flat.reshape(3, 3, 32, 32).transpose(0, 2, 3, 1))
+
+
+# --- size bounds: gzip bombs and oversized files ---------------------------------------
+
+BOMB_ZEROS = 200 << 20  # what the bomb decompresses to after its header: 200 MB of zeros
+SMALL_HEADER = bytes([0, 0, 0x08, 2]) + np.array([10, 10], ">u4").tobytes()  # 10x10 payload
+
+
+def write_bomb(path, header=SMALL_HEADER, zeros=BOMB_ZEROS):
+    """Gzip ``header`` + ``zeros`` zero bytes into ``path``, streaming 1 MiB at a time."""
+    block = bytes(1 << 20)
+    with gzip.GzipFile(path, "wb", compresslevel=9) as out:
+        out.write(header)
+        for _ in range(zeros // len(block)):
+            out.write(block)
+    return path
+
+
+@pytest.fixture(scope="module")
+def bomb(tmp_path_factory):
+    """A ~200 KB .gz that declares a 10x10 IDX payload and decompresses to 200 MB."""
+    return write_bomb(tmp_path_factory.mktemp("bomb") / "t10k-images-idx3-ubyte.gz")
+
+
+def _run_measured(call, path):
+    """Run ``call`` (python source using ``data`` and ``path``) in a fresh interpreter.
+
+    Returns its DataError message ("NO ERROR" if none) and how much its peak RSS grew
+    across the call, in KiB.
+    """
+    script = textwrap.dedent("""
+        import resource, sys
+        from supermask import data
+        from supermask.errors import DataError
+        path = sys.argv[1]
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        message = "NO ERROR"
+        try:
+            CALL
+        except DataError as exc:
+            message = str(exc)
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+        print(message)
+    """).replace("CALL", call)
+    result = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True,
+                            text=True, timeout=300,
+                            cwd=pathlib.Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr
+    growth, message = result.stdout.split("\n", 1)
+    return message.strip(), int(growth)
+
+
+def test_gzip_bomb_is_refused_with_bounded_memory(bomb):
+    assert bomb.stat().st_size < 1 << 20
+    message, growth_kib = _run_measured("data.read_idx(path)", bomb)
+    assert str(bomb) in message and "decompresses to more than 112 bytes" in message, message
+    assert "the size its header declares (shape (10, 10))" in message and GUIDANCE in message
+    assert growth_kib < 50 * 1024, f"peak memory grew by {growth_kib} KiB"
+
+
+def test_oversized_uncompressed_idx_is_refused_unread(tmp_path):
+    path = tmp_path / "t10k-images-idx3-ubyte"
+    path.write_bytes(SMALL_HEADER + bytes(100))
+    os.truncate(path, 1 << 30)  # sparse: 1 GiB that is never on disk
+    message, growth_kib = _run_measured("data.read_idx(path)", path)
+    assert str(path) in message and f"is {1 << 30} bytes, more than 112 bytes" in message
+    assert growth_kib < 50 * 1024, f"peak memory grew by {growth_kib} KiB"
+
+
+def test_bomb_named_like_real_file_is_refused_before_checksum(tmp_path, monkeypatch):
+    write_tiny_mnist(tmp_path, monkeypatch)
+    labels = write_bomb(tmp_path / "train-labels-idx1-ubyte.gz",
+                        header=bytes([0, 0, 0x08, 1]) + np.array([60000], ">u4").tobytes())
+    hashed = []
+    real_sha256 = data.hashlib.sha256
+    monkeypatch.setattr(data.hashlib, "sha256", lambda b: hashed.append(len(b)) or real_sha256(b))
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as excinfo:
+            data.load_dataset("mnist", data_dir=tmp_path, validation_size=2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert_data_error(excinfo, labels, "decompresses to more than 60008 bytes",
+                      "the size of the real mnist train-labels-idx1-ubyte", GUIDANCE)
+    assert "checksum" not in str(excinfo.value)
+    assert hashed == [12 * 784 + 16]  # only the (valid) train images were hashed
+    assert peak < 50 << 20
+
+
+def test_oversized_uncompressed_real_file_is_refused_unread(tmp_path, monkeypatch):
+    write_tiny_mnist(tmp_path, monkeypatch, gz=False)
+    labels = tmp_path / "t10k-labels-idx1-ubyte"
+    os.truncate(labels, 1 << 30)
+    with pytest.raises(DataError) as excinfo:
+        data.load_dataset("mnist", data_dir=tmp_path, validation_size=2)
+    assert_data_error(excinfo, labels, f"is {1 << 30} bytes, more than 10008 bytes",
+                      "the size of the real mnist t10k-labels-idx1-ubyte", GUIDANCE)
+
+
+def test_real_sizes_are_pinned():
+    for name in ("mnist", "fashion_mnist"):
+        folder = _shared_folder(name)
+        for base in data.IDX_FILES:
+            with gzip.open(folder / f"{base}.gz") as f:
+                assert sum(len(chunk) for chunk in iter(lambda: f.read(1 << 20), b"")) == (
+                    data.IDX_SIZES[base]), base
+
+
+def test_streamed_read_matches_full_decompression(mnist_dir):
+    path = mnist_dir / "t10k-images-idx3-ubyte.gz"
+    full = gzip.decompress(path.read_bytes())
+    array = data.read_idx(path)
+    assert array.shape == (10000, 28, 28) and not array.flags.writeable
+    assert array.tobytes() == full[16:]
+    assert bytes(data._verified_bytes(path, "mnist", "t10k-images-idx3-ubyte")) == full
+
+
+# --- permissions -----------------------------------------------------------------------
+
+PERMISSION = ("permission denied", "chmod", GUIDANCE)
+
+
+def deny_open(monkeypatch, denied):
+    """Make supermask.data's ``open`` raise PermissionError for the path ``denied``."""
+    def fake_open(file, *args, **kwargs):
+        if pathlib.Path(file) == denied:
+            raise PermissionError(13, "Permission denied", str(file))
+        return builtins.open(file, *args, **kwargs)
+
+    monkeypatch.setattr(data, "open", fake_open, raising=False)
+
+
+def deny_listing(monkeypatch, denied):
+    """Make ``os.access`` say that the folder ``denied`` cannot be listed."""
+    real_access = os.access
+
+    def fake_access(path, mode, *args, **kwargs):
+        if pathlib.Path(path) == denied:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", fake_access)
+
+
+def test_unreadable_idx_file_is_a_permission_error(tmp_path, monkeypatch):
+    write_tiny_mnist(tmp_path, monkeypatch)
+    path = tmp_path / "t10k-images-idx3-ubyte.gz"
+    deny_open(monkeypatch, path)
+    for call in (data.read_idx, lambda _: data.load_dataset("mnist", data_dir=tmp_path,
+                                                            validation_size=2)):
+        with pytest.raises(DataError) as excinfo:
+            call(path)
+        assert_data_error(excinfo, path, f"cannot read {path}", *PERMISSION)
+        assert "corrupt" not in str(excinfo.value)
+
+
+def test_unreadable_cifar_batch_is_a_permission_error(tmp_path, monkeypatch):
+    write_tiny_cifar(tmp_path)
+    path = tmp_path / "test_batch"
+    deny_open(monkeypatch, path)
+    with pytest.raises(DataError) as excinfo:
+        data.load_dataset("cifar10", data_dir=tmp_path, validation_size=4)
+    assert_data_error(excinfo, path, f"cannot read {path}", *PERMISSION)
+    assert "not a CIFAR" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize("where", ["data_dir", "subfolder", "SUPERMASK_DATA"])
+def test_unlistable_folder_is_a_permission_error(tmp_path, monkeypatch, where):
+    root = tmp_path / "data"
+    denied = root / "mnist" if where == "subfolder" else root
+    denied.mkdir(parents=True)
+    deny_listing(monkeypatch, denied)
+    with pytest.raises(DataError) as excinfo:
+        if where == "SUPERMASK_DATA":
+            monkeypatch.setenv("SUPERMASK_DATA", str(root))
+            data.resolve_source("mnist", cache_dir=tmp_path / "cache", download=False)
+        else:
+            data.resolve_source("mnist", data_dir=root)
+    assert_data_error(excinfo, denied, f"cannot list {denied}", *PERMISSION)
+    assert "holds no" not in str(excinfo.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root reads files whatever their mode")
+def test_chmod_000_is_a_permission_error(tmp_path, monkeypatch):
+    write_tiny_mnist(tmp_path / "files", monkeypatch)
+    path = tmp_path / "files" / "train-labels-idx1-ubyte.gz"
+    path.chmod(0)
+    try:
+        with pytest.raises(DataError) as excinfo:
+            data.load_dataset("mnist", data_dir=tmp_path / "files", validation_size=2)
+        assert_data_error(excinfo, path, f"cannot read {path}", *PERMISSION)
+    finally:
+        path.chmod(0o644)
+    folder = tmp_path / "files"
+    folder.chmod(0)
+    try:
+        with pytest.raises(DataError) as excinfo:
+            data.load_dataset("mnist", data_dir=folder, validation_size=2)
+        assert_data_error(excinfo, folder, f"cannot list {folder}", *PERMISSION)
+    finally:
+        folder.chmod(0o755)
+
+
+# --- SUPERMASK_DATA --------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["file", "missing"])
+def test_supermask_data_must_be_a_folder(tmp_path, monkeypatch, kind):
+    target = tmp_path / ("a-file" if kind == "file" else "no-such-folder")
+    if kind == "file":
+        target.write_text("not a folder")
+    write_tiny_mnist(tmp_path / "cache" / "mnist", monkeypatch)  # never silently used
+    monkeypatch.setenv("SUPERMASK_DATA", str(target))
+    with pytest.raises(DataError) as excinfo:
+        data.load_dataset("mnist", cache_dir=tmp_path / "cache", validation_size=2)
+    assert_data_error(excinfo, f"SUPERMASK_DATA={target} is not a folder",
+                      "it is a file" if kind == "file" else "nothing exists there",
+                      "set it to a folder holding the dataset files", "cifar-10-batches-py/",
+                      "or unset it")
+
+
+def test_explicit_data_dir_ignores_supermask_data(tmp_path, monkeypatch):
+    arrays = write_tiny_mnist(tmp_path / "files", monkeypatch)
+    monkeypatch.setenv("SUPERMASK_DATA", str(tmp_path / "no-such-folder"))
+    ds = data.load_dataset("mnist", data_dir=tmp_path / "files", validation_size=2)
+    np.testing.assert_array_equal(ds.y_val, arrays["train-labels-idx1-ubyte"][-2:])
+
+
+def test_empty_supermask_data_counts_as_unset(tmp_path, monkeypatch):
+    arrays = write_tiny_mnist(tmp_path / "cache" / "mnist", monkeypatch)
+    monkeypatch.setenv("SUPERMASK_DATA", "")
+    ds = data.load_dataset("mnist", cache_dir=tmp_path / "cache", validation_size=2,
+                           download=False)
+    np.testing.assert_array_equal(ds.y_val, arrays["train-labels-idx1-ubyte"][-2:])
+    with pytest.raises(DataError) as excinfo:
+        data.resolve_source("cifar10", cache_dir=tmp_path / "cache", download=False)
+    assert "looked in the cache" in str(excinfo.value)
+
+
+def test_supermask_data_without_this_dataset_falls_back_to_cache(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"  # like ../shared/data: MNIST but no CIFAR-10
+    write_tiny_mnist(shared / "mnist", monkeypatch)
+    written = write_tiny_cifar(tmp_path / "cache" / "cifar-10-batches-py")
+    monkeypatch.setenv("SUPERMASK_DATA", str(shared))
+    assert data.resolve_source("mnist", download=False) == shared / "mnist"
+    ds = data.load_dataset("cifar10", cache_dir=tmp_path / "cache", validation_size=4,
+                           download=False)
+    np.testing.assert_array_equal(ds.y_test, written["test_batch"][1])

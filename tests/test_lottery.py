@@ -75,7 +75,7 @@ def test_late_rewinding_and_freeze_init(tmp_path, small_mnist):
 def test_bad_configs_and_existing_experiments(tmp_path, small_mnist):
     for bad, message in [({"criterion": "largest"}, "Valid criteria"), ({"mask1": "x"}, "large_final|none"),
                          ({"mask0": "x"}, "mask"), ({"rate_fc": 1.0}, r"rate_fc must be in \[0, 1\)"),
-                         ({"levels": -1}, "levels must be >= 0")]:
+                         ({"levels": -1}, "levels must be an integer >= 0")]:
         with pytest.raises(ConfigError, match=message):
             LotteryConfig(**bad)
     with pytest.raises(ConfigError, match="rewind_iteration"):
@@ -152,6 +152,7 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, mnist):
 
 
 def test_resuming_with_another_backend_is_refused(tmp_path, small_mnist):
-    store.write_json(paths.metrics(paths.level(tmp_path, 0)), {"backend": "not-this-one"})
+    store.write_json(paths.metrics(paths.level(tmp_path, 0)), {"backend": "not-this-one", "summary": {},
+                                                               "overall_density": 1.0})
     with pytest.raises(ConfigError, match="trained with KERAS_BACKEND=not-this-one; resume it with that backend"):
         lottery.run_trial(LotteryConfig(iterations=5), small_mnist, tmp_path, verbose=0)

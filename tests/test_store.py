@@ -32,9 +32,9 @@ def test_failed_write_leaves_nothing(tmp_path):
 def test_corrupt_files_give_clear_errors(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     (tmp_path / "bad.h5").write_bytes(b"not hdf5")
-    with pytest.raises(SupermaskError, match="not valid JSON.*delete it"):
+    with pytest.raises(SupermaskError, match="is corrupt: not valid JSON"):
         store.read_json(tmp_path / "bad.json")
-    with pytest.raises(SupermaskError, match="not a readable HDF5 file"):
+    with pytest.raises(SupermaskError, match="is corrupt: not a readable HDF5 file"):
         store.load_arrays(tmp_path / "bad.h5")
     with pytest.raises(SupermaskError, match="Missing file"):
         store.load_arrays(tmp_path / "none.h5")

@@ -77,7 +77,7 @@ def test_config_hash_ignores_defaults_and_validates():
     assert TrainConfig(epochs=2, iterations=7).num_iterations(55000) == 7
     assert TrainConfig(model="conv4").num_iterations(55000) == 25000
     for bad, message in [({"model": "vgg"}, "Valid models"), ({"dataset": "svhn"}, "Valid datasets"),
-                         ({"epochs": 0}, "epochs must be positive"), ({"validation_size": -1}, ">= 0")]:
+                         ({"epochs": 0}, "epochs must be a finite number > 0"), ({"validation_size": -1}, ">= 0")]:
         with pytest.raises(ConfigError, match=message):
             TrainConfig(**bad)
 
@@ -116,7 +116,8 @@ def test_cli_bad_input_exits_with_a_message(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         run_main(main, ["--model", "resnet", "--out", str(tmp_path / "x")])
     assert exc.value.code == 2
-    assert "Unknown model 'resnet'. Valid models" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "invalid choice: 'resnet' (choose from 'fc', 'conv2', 'conv4', 'conv6')" in err and err.count("\n") == 1
     with pytest.raises(SystemExit):
         run_main(main, ["--data-dir", str(tmp_path), "--out", str(tmp_path / "y"), "--quiet"])
     assert "error:" in capsys.readouterr().err

@@ -157,8 +157,8 @@ def test_cli_writes_weights_scores_masks_metrics_and_model(tmp_path, mnist):
 
 @pytest.mark.parametrize("argv, message", [
     (["--learner", "edge-popup", "--k", "1.5"], "k must be in (0, 1]. Received: k=1.5"),
-    (["--learner", "hebbian"], "learner must be one of"),
-    (["--weights", "ones"], "weights must be one of init, signed_constant"),
+    (["--learner", "hebbian"], "invalid choice: 'hebbian' (choose from 'bernoulli', 'edge-popup')"),
+    (["--weights", "ones"], "invalid choice: 'ones' (choose from 'init', 'signed_constant')"),
 ])
 def test_cli_bad_options_exit_2_with_one_line(tmp_path, capsys, argv, message):
     from supermask.cli import run_main

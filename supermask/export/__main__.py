@@ -7,14 +7,15 @@ experiment folder; ``--trial`` and ``--level`` pick within the last two. The mod
 been trained on any backend; the export runs on the active one.
 """
 
-import argparse
+
+from supermask.cli import ArgumentParser
 
 from supermask.export.exporter import export_run
 from supermask.export.sparse import STORAGES, TERNARY, TERNARY_BITS, TERNARY_OPS
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m supermask.export",
         description="Export a trained run (masks folded into the weights) to a self-contained ONNX "
                     "file that onnxruntime runs. Input: NHWC float32 images; output: logits.")

@@ -87,8 +87,7 @@ def export_model(model, path, *, storage="auto", ternary="auto", ternary_bits=8,
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"onnx.checker rejects the exported graph ({exc}); this is an exporter bug.") from None
     path = Path(path)
-    if path.is_dir():
-        raise ExportError(f"{path} is a folder; pass the ONNX file to write, e.g. {path / 'model.onnx'}.")
+    check_destination(path)
     check = None
     with store.atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
@@ -99,9 +98,21 @@ def export_model(model, path, *, storage="auto", ternary="auto", ternary_bits=8,
                         {p.key: p.value for p in proto.metadata_props}, check)
 
 
+def check_destination(path):
+    """ExportError unless the ONNX file ``path`` can be written (checked before any work)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ExportError(f"{path} is a folder; pass the ONNX file to write, e.g. {path / 'model.onnx'}.")
+    try:
+        store.check_output_file(path, "the ONNX file")
+    except store.StorageError as exc:
+        raise ExportError(str(exc)) from None
+
+
 def export_run(run_dir, path, *, level=None, trial=None, control=False, storage="auto",
                ternary="auto", ternary_bits=8, ternary_op="dequantize", verify=True):
     """Export the model of a run / level / trial / experiment folder (see ``supermask.export.runs``)."""
+    check_destination(path)
     run = runs.resolve(run_dir, level=level, trial=trial, control=control)
     model = runs.load_model(run)
     return export_model(model, path, storage=storage, ternary=ternary, ternary_bits=ternary_bits,
