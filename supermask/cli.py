@@ -10,6 +10,7 @@ import dataclasses
 import sys
 import typing
 
+from supermask.engine.driver import DEFAULT_ENGINE, ENGINES
 from supermask.errors import SupermaskError
 
 
@@ -59,6 +60,10 @@ def add_run_arguments(parser, out_default=None):
         parser.add_argument("--overwrite", action="store_true",
                             help="replace an existing, non-empty --out folder (swapped in only once the new "
                                  "run is complete)")
+    parser.add_argument("--engine", choices=ENGINES, default=DEFAULT_ENGINE,
+                        help="compiled: each chunk between record points (and the evaluation) runs as one "
+                             "compiled program; fit: Keras fit per chunk, the reference (default: "
+                             f"{DEFAULT_ENGINE})")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -76,13 +81,13 @@ def run_config_command(argv, parser, config_cls, run, out_root):
     """Parse ``argv``, build ``config_cls`` and call ``run`` with its output folder.
 
     ``--out`` defaults to ``<out_root>/<hash of the resolved config>`` (``run`` resolves
-    it once the data is loaded); ``--data-dir``, ``--overwrite`` and ``--quiet`` are passed
-    on. Shared by ``supermask.train`` and ``supermask.train_supermask``.
+    it once the data is loaded); ``--data-dir``, ``--overwrite``, ``--quiet`` and
+    ``--engine`` are passed on. Shared by ``supermask.train`` and ``supermask.train_supermask``.
     """
     args = parser.parse_args(argv)
     config = config_from_args(config_cls, args)
     return run(config, data_dir=args.data_dir, out=args.out, out_root=None if args.out else out_root,
-               overwrite=args.overwrite, verbose=0 if args.quiet else 1)
+               overwrite=args.overwrite, verbose=0 if args.quiet else 1, engine=args.engine)
 
 
 def run_main(main_fn, argv=None):

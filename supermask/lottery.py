@@ -23,7 +23,9 @@ a second process on the same trial stops with a message naming the holder's PID.
         --iterations 5000 --data-dir ../shared/data/mnist --root runs/lottery
 """
 
+import contextlib
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -36,23 +38,71 @@ from supermask.config import MAX_SEED, LotteryConfig, to_dict
 from supermask.criteria import compute_scores
 from supermask.errors import ConfigError, SupermaskError
 from supermask.models import build_model, prunable_layers
+from supermask.engine import train_many
 from supermask.pruning import density, overall_density, ones_like, prune_level
-from supermask.train import compile_model, make_optimizer, summarize, train_model
+from supermask.train import compile_model, make_optimizer, summarize
 
 
-def train_network(config, data, start, masks, freeze_pruned, snapshot_iterations=(), verbose=1):
-    """Train one network from ``start`` weights with fixed ``masks``; return (result, model)."""
+@dataclass
+class Job:
+    """One network of a level: its start weights, masks and where its results go."""
+
+    config: LotteryConfig  # the trial's (its seed orders the batches)
+    folder: Path  # inside the level's temporary folder: "." for the ticket, "control"
+    start: dict  # {"layer/var": array} to load
+    masks: dict
+    freeze_pruned: bool = False
+
+
+def level_zero_jobs(config, data):
+    """Level 0: the dense network from its seeded initial weights."""
+    init = M.get_weights(build_model(config.model, data.input_shape, data.num_classes, seed=config.seed))
+    return [Job(config, Path("."), init, ones_like(M.kernels(init)))]
+
+
+def level_jobs(config, trial_dir, level):
+    """Level L >= 1: prune level L-1's network, apply the actions (and the control's)."""
+    level0 = paths.level(trial_dir, 0)
+    reset = store.load_arrays(paths.weights_rewind(level0) if config.rewind_iteration
+                              else paths.weights_init(level0))
+    previous = paths.level(trial_dir, level - 1)
+    final = M.kernels(store.load_arrays(paths.weights_final(previous)))
+    old_masks = store.load_arrays(paths.masks(previous))
+    reset_kernels = M.kernels(reset)
+    rng = np.random.default_rng([config.seed, level, 0])
+    scores = compute_scores(config.criterion, reset_kernels, final, rng, masks=old_masks)
+    masks = prune_level(scores, old_masks, config.rates(old_masks), level)
+    runs = [(Path("."), config.mask1, rng)]
+    if config.control:
+        runs.append((Path(paths.control(".")), "random_reinit", np.random.default_rng([config.seed, level, 1])))
+    jobs = []
+    for folder, mask1, action_rng in runs:
+        state = apply_actions(mask1, config.mask0, reset_kernels, final, masks, action_rng)
+        jobs.append(Job(config, folder, _with_kernels(reset, state.weights), state.masks, state.freeze_pruned))
+    return jobs
+
+
+def train_jobs(jobs, data, level, verbose=1, engine=None):
+    """Train every job of a level together (``train_many``); returns (results, models)."""
     keras.backend.clear_session()
-    model = build_model(config.model, data.input_shape, data.num_classes, seed=config.seed,
-                        freeze_pruned=freeze_pruned)
-    M.set_weights(model, start)
-    M.set_masks(model, masks)
-    compile_model(model, make_optimizer(config.resolved_learning_rate()))
-    result = train_model(model, data, iterations=config.num_iterations(len(data.x_train)),
-                         batch_size=config.resolved_batch_size(), seed=config.seed,
-                         eval_every=config.eval_every, snapshot_iterations=snapshot_iterations,
-                         start_iteration=config.rewind_iteration, verbose=verbose)
-    return result, model
+    models = []
+    for job in jobs:
+        model = build_model(job.config.model, data.input_shape, data.num_classes, seed=job.config.seed,
+                            freeze_pruned=job.freeze_pruned)
+        M.set_weights(model, job.start)
+        M.set_masks(model, job.masks)
+        compile_model(model, make_optimizer(job.config.resolved_learning_rate()))
+        models.append(model)
+    config = jobs[0].config
+    rewind = config.rewind_iteration
+    results = train_many(models, data, iterations=config.num_iterations(len(data.x_train)),
+                         batch_size=config.resolved_batch_size(), seeds=[job.config.seed for job in jobs],
+                         eval_every=config.eval_every,
+                         # Level 0 starts at iteration 0 (and snapshots the rewind point);
+                         # later levels start at the rewind point.
+                         snapshot_iterations=(rewind,) if rewind and level == 0 else (),
+                         start_iteration=rewind if level else 0, verbose=verbose, engine=engine)
+    return results, models
 
 
 def _save_run(folder, start, model, masks, result, level):
@@ -72,46 +122,6 @@ def _with_kernels(weights, kernels):
     out = dict(weights)
     out.update({f"{layer}/kernel": k for layer, k in kernels.items()})
     return out
-
-
-def run_level_zero(config, data, folder, verbose):
-    """Train the dense network from its seeded initial weights."""
-    keras.backend.clear_session()
-    init = M.get_weights(build_model(config.model, data.input_shape, data.num_classes, seed=config.seed))
-    masks = ones_like(M.kernels(init))
-    rewind = config.rewind_iteration
-    # Level 0 always starts at iteration 0; later levels start at the rewind point.
-    level0 = dataclasses.replace(config, rewind_iteration=0)
-    result, model = train_network(level0, data, init, masks, False,
-                                  snapshot_iterations=(rewind,) if rewind else (), verbose=verbose)
-    _save_run(folder, init, model, masks, result, 0)
-    if rewind:
-        store.save_arrays(paths.weights_rewind(folder), result.snapshots[rewind])
-
-
-def run_level(config, data, trial_dir, level, folder, verbose):
-    """Prune level ``level - 1``'s network, apply the actions, retrain (and the control)."""
-    level0 = paths.level(trial_dir, 0)
-    reset = store.load_arrays(paths.weights_rewind(level0) if config.rewind_iteration
-                              else paths.weights_init(level0))
-    previous = paths.level(trial_dir, level - 1)
-    final = M.kernels(store.load_arrays(paths.weights_final(previous)))
-    old_masks = store.load_arrays(paths.masks(previous))
-    reset_kernels = M.kernels(reset)
-    rng = np.random.default_rng([config.seed, level, 0])
-    scores = compute_scores(config.criterion, reset_kernels, final, rng, masks=old_masks)
-    masks = prune_level(scores, old_masks, config.rates(old_masks), level)
-
-    runs = [(folder, config.mask1, rng)]
-    if config.control:
-        runs.append((paths.control(folder), "random_reinit", np.random.default_rng([config.seed, level, 1])))
-    for out, mask1, action_rng in runs:
-        state = apply_actions(mask1, config.mask0, reset_kernels, final, masks, action_rng)
-        start = _with_kernels(reset, state.weights)
-        if verbose and out != folder:
-            print("  random-reinit control:")
-        result, model = train_network(config, data, start, state.masks, state.freeze_pruned, verbose=verbose)
-        _save_run(out, start, model, state.masks, result, level)
 
 
 def summary_rows(trial_dir, levels):
@@ -160,24 +170,34 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-def run_trial(config, data, trial_dir, verbose=1, redo_level=None):
-    """Run (or finish) every level of one trial; return its summary rows.
+def run_trial(config, data, trial_dir, verbose=1, redo_level=None, engine=None):
+    """Run (or finish) every level of one trial; return its summary rows (see ``run_trials``)."""
+    return run_trials({config.seed: (config, trial_dir)}, data, verbose, redo_level, engine)[config.seed]
 
-    Holds the trial's lock throughout (``LockedError`` if another process has it).
-    ``redo_level``: first delete that level and every later one, then run them again.
-    A finished level whose files are missing or corrupt stops the run with a message
-    saying which level folder to delete.
+
+def run_trials(trials, data, verbose=1, redo_level=None, engine=None):
+    """Run (or finish) every level of several trials, level by level; {seed: summary rows}.
+
+    ``trials``: ``{seed: (config, trial folder)}``, configs that differ only in their seed.
+    At each level the networks of every trial still missing it, tickets and random-reinit
+    controls (K = 2 per trial), train together in one ``train_many`` call; each trial's
+    level folder is then written as one unit. Holds every trial's lock throughout
+    (``LockedError`` if another process has one). ``redo_level``: first delete that level
+    and every later one. A finished level whose files are missing or corrupt stops the
+    run with a message saying which level folder to delete.
     """
-    trial_dir = Path(trial_dir)
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    with store.exclusive_lock(paths.lock(trial_dir), f"Trial {trial_dir}"):
-        store.remove_stale_temporaries(trial_dir)
-        if redo_level is not None:
-            remove_levels(trial_dir, redo_level, verbose)
+    with contextlib.ExitStack() as stack:
+        for config, trial_dir in trials.values():
+            Path(trial_dir).mkdir(parents=True, exist_ok=True)
+            stack.enter_context(store.exclusive_lock(paths.lock(trial_dir), f"Trial {trial_dir}"))
+        for config, trial_dir in trials.values():
+            store.remove_stale_temporaries(trial_dir)
+            if redo_level is not None:
+                remove_levels(trial_dir, redo_level, verbose)
         try:
-            return _run_levels(config, data, trial_dir, verbose)
+            return _run_levels(trials, data, verbose, engine)
         except store.CorruptFileError as exc:
-            raise _damaged(exc, trial_dir) from None
+            raise _damaged(exc) from None
 
 
 def remove_levels(trial_dir, first, verbose=1):
@@ -196,10 +216,10 @@ def remove_levels(trial_dir, first, verbose=1):
         store.remove_dir(folder)
 
 
-def _damaged(exc, trial_dir):
+def _damaged(exc):
     """The error for a missing or corrupt file in a finished level: which folder to delete."""
     level_dir = next((p for p in [exc.path, *exc.path.parents]
-                      if p.parent == trial_dir and p.name.startswith("level_")), None)
+                      if p.name.startswith("level_") and p.parent.name.startswith("trial_")), None)
     if level_dir is None:
         return exc
     level = level_dir.name.split("_")[1]
@@ -208,35 +228,52 @@ def _damaged(exc, trial_dir):
                           f"{level_dir} and every later level folder and rerun with --resume.")
 
 
-def _run_levels(config, data, trial_dir, verbose):
+def _run_levels(trials, data, verbose, engine):
+    config = next(iter(trials.values()))[0]
     iterations = config.num_iterations(len(data.x_train))
     if config.rewind_iteration >= iterations:
         raise ConfigError(f"rewind_iteration ({config.rewind_iteration}) must be below the number of "
                           f"training iterations ({iterations}).")
-    level0 = paths.level(trial_dir, 0)
-    if level0.is_dir():
-        trained_on = _read_metrics(level0).get("backend")
-        if trained_on != backend.name():
-            raise ConfigError(f"{trial_dir} was trained with KERAS_BACKEND={trained_on}; resume it with that "
-                              f"backend, or choose another --root for {backend.name()}.")
+    for _, trial_dir in trials.values():
+        level0 = paths.level(trial_dir, 0)
+        if level0.is_dir():
+            trained_on = _read_metrics(level0).get("backend")
+            if trained_on != backend.name():
+                raise ConfigError(f"{trial_dir} was trained with KERAS_BACKEND={trained_on}; resume it with "
+                                  f"that backend, or choose another --root for {backend.name()}.")
     for level in range(config.levels + 1):
-        folder = paths.level(trial_dir, level)
-        if folder.is_dir():
+        todo = {seed: (c, t) for seed, (c, t) in trials.items() if not paths.level(t, level).is_dir()}
+        if not todo:
             if verbose:
                 print(f"Level {level}: already finished, skipping")
             continue
+        jobs = {seed: level_zero_jobs(c, data) if level == 0 else level_jobs(c, t, level)
+                for seed, (c, t) in todo.items()}
+        flat = [job for seed_jobs in jobs.values() for job in seed_jobs]
         if verbose:
             kept = 100 * _planned_density(config, data, level)
-            print(f"Level {level}/{config.levels}: {kept:.1f}% of weights remaining "
-                  f"({iterations} iterations, backend {backend.name()})")
-        with store.atomic_dir(folder) as tmp:
-            if level == 0:
-                run_level_zero(config, data, tmp, verbose)
-            else:
-                run_level(config, data, trial_dir, level, tmp, verbose)
-    rows = summary_rows(trial_dir, config.levels)
-    store.write_csv(paths.summary(trial_dir), rows)
+            print(f"Level {level}/{config.levels}: {kept:.1f}% of weights remaining ({iterations} iterations, "
+                  f"{len(flat)} network{'s' if len(flat) > 1 else ''} trained together: "
+                  f"{_describe(jobs)}; backend {backend.name()})")
+        results, models = train_jobs(flat, data, level, verbose, engine)
+        done = iter(zip(flat, results, models))
+        for seed, seed_jobs in jobs.items():
+            with store.atomic_dir(paths.level(todo[seed][1], level)) as tmp:
+                for job, result, model in (next(done) for _ in seed_jobs):
+                    _save_run(tmp / job.folder, job.start, model, job.masks, result, level)
+                    if level == 0 and config.rewind_iteration:
+                        store.save_arrays(paths.weights_rewind(tmp), result.snapshots[config.rewind_iteration])
+    rows = {}
+    for seed, (c, trial_dir) in trials.items():
+        rows[seed] = summary_rows(trial_dir, c.levels)
+        store.write_csv(paths.summary(trial_dir), rows[seed])
     return rows
+
+
+def _describe(jobs):
+    """"trial 0 (ticket, control), trial 1 (...)" for the progress line."""
+    return ", ".join(f"trial {seed} ({', '.join('ticket' if str(j.folder) == '.' else 'control' for j in js)})"
+                     for seed, js in jobs.items())
 
 
 def _planned_density(config, data, level):
@@ -249,7 +286,7 @@ def _planned_density(config, data, level):
     return sum(keep_count(n, rates[k], level) for k, n in sizes.items()) / sum(sizes.values())
 
 
-def run(config, root, trials=1, data_dir=None, resume=False, verbose=1, redo_level=None):
+def run(config, root, trials=1, data_dir=None, resume=False, verbose=1, redo_level=None, engine=None):
     """Run ``trials`` trials (seeds ``config.seed`` ...); return {seed: summary rows}.
 
     The experiment folder is ``root/<hash of the resolved config but seed and levels>``;
@@ -283,14 +320,11 @@ def run(config, root, trials=1, data_dir=None, resume=False, verbose=1, redo_lev
         print(f"Experiment {experiment}")
         if resume and not started:
             print("Nothing to resume yet: no level of this experiment has finished. Starting it.")
-    results = {}
-    for seed in seeds:
-        trial_config = dataclasses.replace(config, seed=seed)
-        trial_dir = paths.trial(experiment, seed)
-        rows = run_trial(trial_config, data, trial_dir, verbose, redo_level=redo_level)
-        results[seed] = rows
-        if verbose:
-            print(f"\nTrial {seed} ({paths.summary(trial_dir)}):\n{format_table(rows)}\n")
+    trials = {seed: (dataclasses.replace(config, seed=seed), paths.trial(experiment, seed)) for seed in seeds}
+    results = run_trials(trials, data, verbose, redo_level=redo_level, engine=engine)
+    if verbose:
+        for seed, rows in results.items():
+            print(f"\nTrial {seed} ({paths.summary(trials[seed][1])}):\n{format_table(rows)}\n")
     return results
 
 
@@ -319,7 +353,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     config = config_from_args(LotteryConfig, args)
     return run(config, args.root, trials=args.trials, data_dir=args.data_dir, resume=args.resume,
-               verbose=0 if args.quiet else 1, redo_level=args.redo_level)
+               verbose=0 if args.quiet else 1, redo_level=args.redo_level, engine=args.engine)
 
 
 if __name__ == "__main__":

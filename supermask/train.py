@@ -13,35 +13,15 @@ Example::
 """
 
 import contextlib
-import math
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from supermask import backend, paths, store
 from supermask.config import TrainConfig, config_hash, to_dict
-from supermask.errors import ConfigError, TrainingError
-
-EVAL_BATCH_SIZE = 1000
-
-
-@dataclass
-class TrainResult:
-    """What a training run produced.
-
-    history: one dict per recorded iteration (iteration 0 included) with keys
-        iteration, epoch, train_loss, train_accuracy (means over the iterations since
-        the previous record; None at iteration 0), val_loss, val_accuracy, test_loss,
-        test_accuracy (full evaluations; None when a split is empty), seconds.
-    snapshots: {iteration: masks.get_weights(model)} for the requested iterations.
-    """
-
-    history: list
-    snapshots: dict = field(default_factory=dict)
-    seconds: float = 0.0
+from supermask.engine import TrainResult, batch_order, train_many  # noqa: F401 (re-exported)
+from supermask.engine.driver import EVAL_BATCH_SIZE
+from supermask.errors import ConfigError
 
 
 OPTIMIZERS = ("adam", "sgd")
@@ -78,101 +58,28 @@ def compile_model(model, optimizer):
     )
 
 
-def batch_order(num_examples, batch_size, iterations, seed):
-    """Indices of every mini-batch: an int array of shape (iterations, batch_size).
-
-    The training split is shuffled afresh each epoch by ``np.random.default_rng(seed)``
-    and the shuffled epochs are concatenated, so batches are always full and the order
-    is the same on every backend for the same seed.
-    """
-    rng = np.random.default_rng(seed)
-    needed = iterations * batch_size
-    epochs = [rng.permutation(num_examples) for _ in range(math.ceil(needed / num_examples))]
-    return np.concatenate(epochs)[:needed].reshape(iterations, batch_size).astype(np.int32)
-
-
-def _evaluate(model, x, y):
-    if len(x) == 0:
-        return None, None
-    logs = model.evaluate(x, y, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
-    return float(logs["loss"]), float(logs["accuracy"])
-
-
-def _chunk_ends(start, iterations, eval_every, snapshot_iterations):
-    """Iterations at which training pauses: every record and snapshot point, and the end."""
-    ends = set(range(eval_every, iterations, eval_every)) | {iterations}
-    ends |= {int(k) for k in snapshot_iterations if 0 < k < iterations}
-    return sorted(e for e in ends if e > start)
-
-
 def train_model(model, data, *, iterations, batch_size, seed=0, eval_every=100,
-                snapshot_iterations=(), start_iteration=0, verbose=1):
+                snapshot_iterations=(), start_iteration=0, verbose=1, engine=None):
     """Train a compiled ``model`` on ``data`` (a ``supermask.data.Dataset``).
 
     Args:
         iterations: number of optimiser steps.
         batch_size: examples per step.
-        seed: fixes the order of the mini-batches.
+        seed: fixes the order of the mini-batches (``batch_order``).
         eval_every: record metrics every this many iterations (and at 0 and the end).
         snapshot_iterations: iterations at which to copy the weights (0 allowed).
         start_iteration: resume the schedule here (late rewinding): the model is taken
             to be at this iteration, and trains on the batches from here to ``iterations``.
-        verbose: 1 shows a progress bar, 0 is silent.
+        verbose: progress output (a bar on a terminal, a line per record elsewhere); 0 is silent.
+        engine: "compiled" (default: one compiled program per chunk, see
+            ``supermask.engine``) or "fit" (the reference: Keras ``fit`` per chunk).
 
     Returns:
         A ``TrainResult``. Raises ``TrainingError`` if the loss becomes NaN or infinite.
     """
-    from supermask.masks import get_weights
-
-    order = batch_order(len(data.x_train), batch_size, iterations, seed)
-    history, snapshots = [], {}
-    start = time.perf_counter()
-
-    def record(iteration, train_loss=None, train_acc=None):
-        val_loss, val_acc = _evaluate(model, data.x_val, data.y_val)
-        test_loss, test_acc = _evaluate(model, data.x_test, data.y_test)
-        history.append({
-            "iteration": iteration,
-            "epoch": iteration * batch_size / len(data.x_train),
-            "train_loss": train_loss, "train_accuracy": train_acc,
-            "val_loss": val_loss, "val_accuracy": val_acc,
-            "test_loss": test_loss, "test_accuracy": test_acc,
-            "seconds": time.perf_counter() - start,
-        })
-        return history[-1]
-
-    if not 0 <= start_iteration < iterations:
-        raise ConfigError(f"start_iteration must be in [0, {iterations}). Received: {start_iteration}")
-    done, pending = start_iteration, []  # pending: (steps, loss, accuracy) since the last record
-    if done in snapshot_iterations:
-        snapshots[done] = get_weights(model)
-    record(done)
-    stateful = ["loss", "accuracy", "val_accuracy", "test_accuracy"]
-    progress = keras.utils.Progbar(iterations, stateful_metrics=stateful) if verbose else None
-    for end in _chunk_ends(done, iterations, eval_every, snapshot_iterations):
-        idx = order[done:end].reshape(-1)
-        logs = model.fit(data.x_train[idx], data.y_train[idx], batch_size=batch_size,
-                         epochs=1, shuffle=False, verbose=0).history
-        loss, acc = logs["loss"][-1], logs["accuracy"][-1]
-        if not np.isfinite(loss):
-            raise TrainingError(
-                f"The training loss became {loss} between iterations {done} and {end}. "
-                "Lower the learning rate or check the data for NaNs."
-            )
-        pending.append((end - done, loss, acc))
-        done = end
-        if done in snapshot_iterations:
-            snapshots[done] = get_weights(model)
-        if done % eval_every == 0 or done == iterations:
-            steps = sum(p[0] for p in pending)
-            row = record(done, sum(p[0] * p[1] for p in pending) / steps,
-                         sum(p[0] * p[2] for p in pending) / steps)
-            pending = []
-            if progress is not None:
-                shown = [("loss", row["train_loss"]), ("accuracy", row["train_accuracy"])]
-                shown += [(k, row[k]) for k in ("val_accuracy", "test_accuracy") if row[k] is not None]
-                progress.update(done, values=shown)
-    return TrainResult(history, snapshots, time.perf_counter() - start)
+    return train_many([model], data, iterations=iterations, batch_size=batch_size, seeds=[seed],
+                      eval_every=eval_every, snapshot_iterations=snapshot_iterations,
+                      start_iteration=start_iteration, verbose=verbose, engine=engine)[0]
 
 
 def summarize(history):
@@ -239,13 +146,13 @@ def save_run(out, files, model, overwrite=False):
         store.write_json(paths.metrics(tmp), files["metrics"])
 
 
-def run(config, data_dir=None, out=None, verbose=1, overwrite=False, out_root=None):
+def run(config, data_dir=None, out=None, verbose=1, overwrite=False, out_root=None, engine=None):
     """Train ``config`` densely; returns the metrics dict.
 
     Results go to the folder ``out``, else ``out_root/<hash of the resolved config>``,
     else nowhere. An existing non-empty folder is refused unless ``overwrite`` (then it
     is replaced whole once the new run is complete). ``hparams.json`` holds the resolved
-    config: every default the run used, spelled out.
+    config: every default the run used, spelled out. ``engine``: see ``train_model``.
     """
     from supermask.cli import percent
     from supermask.data import load_dataset
@@ -265,7 +172,7 @@ def run(config, data_dir=None, out=None, verbose=1, overwrite=False, out_root=No
                   f"(batch {config.batch_size}, backend {backend.name()})")
         init = get_weights(model)
         result = train_model(model, data, iterations=config.iterations, batch_size=config.batch_size,
-                             seed=config.seed, eval_every=config.eval_every, verbose=verbose)
+                             seed=config.seed, eval_every=config.eval_every, verbose=verbose, engine=engine)
         metrics = {
             "backend": backend.name(),
             "config_hash": config_hash(config),

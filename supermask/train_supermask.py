@@ -120,7 +120,7 @@ def final_evaluation(model, data, config):
     return final
 
 
-def run(config, data_dir=None, out=None, verbose=1, overwrite=False, out_root=None):
+def run(config, data_dir=None, out=None, verbose=1, overwrite=False, out_root=None, engine=None):
     """Learn the supermask of ``config``; returns the metrics dict.
 
     Output folder, ``overwrite`` and ``out_root`` as in ``supermask.train.run``;
@@ -146,7 +146,7 @@ def run(config, data_dir=None, out=None, verbose=1, overwrite=False, out_root=No
                   f"backend {backend.name()})")
         init = get_weights(model)
         result = train_model(model, data, iterations=iterations, batch_size=batch_size, seed=config.seed,
-                             eval_every=config.eval_every, verbose=verbose)
+                             eval_every=config.eval_every, verbose=verbose, engine=engine)
         final = final_evaluation(model, data, config)
         metrics = {
             "backend": backend.name(),

@@ -1,0 +1,14 @@
+"""Training engines behind ``supermask.train.train_model`` (and ``train_many``).
+
+* ``driver``: the backend-free schedule (chunks between record points), history rows,
+  progress output, snapshots and NaN checks, for one or K models at once.
+* ``jax``, ``tensorflow``, ``torch``: one ``Program`` per backend, the compiled inside
+  of a chunk (every step, for every model) and of an evaluation, like Keras's own
+  ``keras/src/backend/<name>/trainer.py``.
+* ``fit``: the reference path (Keras ``fit`` per chunk), ``engine="fit"``.
+"""
+
+from supermask.engine.driver import (DEFAULT_ENGINE, ENGINES, TrainResult, batch_order, check_engine,
+                                     train_many)
+
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "TrainResult", "batch_order", "check_engine", "train_many"]

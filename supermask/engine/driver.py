@@ -1,0 +1,278 @@
+"""The backend-free part of every training run: schedule, history, progress, snapshots.
+
+``train_many`` trains K compiled Keras models of one architecture on one ``Dataset``,
+each with its own weights, masks, optimiser state and batch order (its seed), and
+returns one ``TrainResult`` per model, exactly the rows ``supermask.train`` has always
+recorded. The work between two record points (every ``eval_every`` iterations, each
+snapshot iteration, the end) is one call of a backend ``Program``
+(``supermask.engine.<backend>``): all its steps, for all K models, in one compiled
+program, then the validation and test evaluation in a second; nothing per step in
+Python. ``engine="fit"`` runs the reference path instead (``supermask.engine.fit``:
+Keras ``fit`` per chunk, one model at a time).
+"""
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from supermask import backend
+from supermask.errors import ConfigError, TrainingError
+
+ENGINES = ("compiled", "fit")
+DEFAULT_ENGINE = "compiled"
+EVAL_BATCH_SIZE = 1000
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced.
+
+    history: one dict per recorded iteration (the start iteration included) with keys
+        iteration, epoch, train_loss, train_accuracy (means over the iterations since
+        the previous record; None at the start), val_loss, val_accuracy, test_loss,
+        test_accuracy (full evaluations; None when a split is empty), seconds.
+    snapshots: {iteration: masks.get_weights(model)} for the requested iterations.
+    """
+
+    history: list
+    snapshots: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class BatchStream:
+    """The mini-batches of ``batch_order(num_examples, batch_size, ∞, seed)``, drawn lazily.
+
+    The training split is shuffled afresh each epoch by ``np.random.default_rng(seed)``
+    and the shuffled epochs are concatenated, so batches are always full and the order
+    is the same on every backend and engine for the same seed. ``take(n)`` returns the
+    next ``n`` batches as an int32 array ``(n, batch_size)``; memory stays one epoch.
+    """
+
+    def __init__(self, num_examples, batch_size, seed):
+        if num_examples < 1:
+            raise ConfigError("The training split is empty; lower --validation-size.")
+        self.num_examples, self.batch_size = int(num_examples), int(batch_size)
+        self.rng = np.random.default_rng(seed)
+        self.buffer = np.empty(0, dtype=np.int64)
+
+    def take(self, steps):
+        needed = int(steps) * self.batch_size
+        parts, have = [self.buffer], self.buffer.size
+        while have < needed:
+            parts.append(self.rng.permutation(self.num_examples))
+            have += self.num_examples
+        flat = np.concatenate(parts)
+        self.buffer = flat[needed:]
+        return flat[:needed].reshape(int(steps), self.batch_size).astype(np.int32)
+
+
+def batch_order(num_examples, batch_size, iterations, seed):
+    """Indices of every mini-batch: an int array of shape (iterations, batch_size)."""
+    return BatchStream(num_examples, batch_size, seed).take(iterations)
+
+
+def chunk_ends(start, iterations, eval_every, snapshot_iterations):
+    """Iterations at which training pauses: every record and snapshot point, and the end."""
+    ends = set(range(eval_every, iterations, eval_every)) | {iterations}
+    ends |= {int(k) for k in snapshot_iterations if 0 < k < iterations}
+    return sorted(e for e in ends if e > start)
+
+
+class Progress:
+    """Progress output: Keras's bar on a terminal, one plain line per record point elsewhere.
+
+    With several models the values shown are their means.
+    """
+
+    def __init__(self, iterations, count, verbose):
+        self.iterations, self.count, self.start = iterations, count, time.perf_counter()
+        self.enabled = bool(verbose)
+        self.bar = None
+        if self.enabled and sys.stdout.isatty():
+            stateful = ["loss", "accuracy", "val_accuracy", "test_accuracy"]
+            self.bar = keras.utils.Progbar(iterations, stateful_metrics=stateful)
+
+    def update(self, iteration, rows):
+        if not self.enabled or rows[0]["train_loss"] is None:
+            return
+        mean = {k: _mean([r[k] for r in rows]) for k in ("train_loss", "train_accuracy", "val_accuracy",
+                                                       "test_accuracy")}
+        if self.bar is not None:
+            shown = [("loss", mean["train_loss"]), ("accuracy", mean["train_accuracy"])]
+            shown += [(k, mean[k]) for k in ("val_accuracy", "test_accuracy") if mean[k] is not None]
+            self.bar.update(iteration, values=shown)
+            return
+        parts = [f"iteration {iteration}/{self.iterations}", f"loss {mean['train_loss']:.4f}",
+                 f"accuracy {100 * mean['train_accuracy']:.2f} %"]
+        parts += [f"{k.split('_')[0]} {100 * mean[k]:.2f} %" for k in ("val_accuracy", "test_accuracy")
+                  if mean[k] is not None]
+        parts.append(f"{time.perf_counter() - self.start:.1f} s")
+        suffix = f" (mean of {self.count} networks)" if self.count > 1 else ""
+        print(", ".join(parts) + suffix, flush=True)
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def check_engine(engine):
+    """The engine name, ``DEFAULT_ENGINE`` for None; ConfigError for an unknown one."""
+    engine = DEFAULT_ENGINE if engine is None else engine
+    if engine not in ENGINES:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}. Received: engine={engine!r}")
+    return engine
+
+
+def program_for(models, data, batch_size):
+    """The compiled ``Program`` of the active backend for ``models``."""
+    name = backend.name()
+    if name == "jax":
+        from supermask.engine import jax as module
+    elif name == "tensorflow":
+        from supermask.engine import tensorflow as module
+    elif name == "torch":
+        from supermask.engine import torch as module
+    else:
+        raise ConfigError(f"No compiled engine for KERAS_BACKEND={name}; pass engine='fit'.")
+    return module.Program(models, data, batch_size)
+
+
+def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, snapshot_iterations=(),
+               start_iteration=0, verbose=1, engine=None):
+    """Train compiled ``models`` (one architecture) together; one ``TrainResult`` per model.
+
+    Args:
+        models: compiled Keras models (``supermask.train.compile_model``), each with its
+            own weights and masks; the compiled engine needs them to share architecture,
+            loss and optimiser settings (a lottery level's tickets and controls do).
+        data: a ``supermask.data.Dataset``.
+        iterations: optimiser steps per model; batch_size: examples per step.
+        seeds: one per model, fixing its order of mini-batches (``BatchStream``).
+        eval_every: record metrics every this many iterations (and at the start and end).
+        snapshot_iterations: iterations at which to copy every model's weights.
+        start_iteration: the models are taken to be at this iteration (late rewinding)
+            and train on the batches from here to ``iterations``.
+        verbose: progress output (see ``Progress``); 0 is silent.
+        engine: "compiled" (default) or "fit" (the reference: Keras ``fit`` per chunk).
+
+    Raises ``TrainingError`` if a loss becomes NaN or infinite.
+    """
+    from supermask.masks import get_weights
+
+    models, seeds = list(models), [int(s) for s in seeds]
+    if len(models) != len(seeds) or not models:
+        raise ConfigError(f"train_many needs one seed per model. Received {len(models)} models, {len(seeds)} seeds.")
+    if not 0 <= start_iteration < iterations:
+        raise ConfigError(f"start_iteration must be in [0, {iterations}). Received: {start_iteration}")
+    if check_engine(engine) == "fit":
+        from supermask.engine import fit
+
+        return [fit.train(m, data, iterations=iterations, batch_size=batch_size, seed=s, eval_every=eval_every,
+                          snapshot_iterations=snapshot_iterations, start_iteration=start_iteration,
+                          verbose=verbose) for m, s in zip(models, seeds)]
+    start = time.perf_counter()
+    program = program_for(models, data, batch_size)
+    streams = [BatchStream(len(data.x_train), batch_size, s) for s in seeds]
+    for stream in streams:
+        stream.take(start_iteration)
+    histories = [[] for _ in models]
+    snapshots = [{} for _ in models]
+    epoch_size = len(data.x_train)
+
+    def record(iteration, train=None):
+        evaluation = program.evaluate()
+        for k, history in enumerate(histories):
+            row = {"iteration": iteration, "epoch": iteration * batch_size / epoch_size,
+                   "train_loss": None if train is None else float(train[k, 0]),
+                   "train_accuracy": None if train is None else float(train[k, 1])}
+            for split in ("val", "test"):
+                value = evaluation.get(split)
+                row[f"{split}_loss"] = None if value is None else float(value[k, 0])
+                row[f"{split}_accuracy"] = None if value is None else float(value[k, 1])
+            row["seconds"] = time.perf_counter() - start
+            history.append(row)
+        return [h[-1] for h in histories]
+
+    def snapshot(iteration):
+        program.sync()
+        for k, model in enumerate(models):
+            snapshots[k][iteration] = get_weights(model)
+
+    done, pending, steps = start_iteration, np.zeros((len(models), 2)), 0
+    if done in snapshot_iterations:
+        snapshot(done)
+    record(done)
+    progress = Progress(iterations, len(models), verbose)
+    for end in chunk_ends(done, iterations, eval_every, snapshot_iterations):
+        indices = np.stack([stream.take(end - done) for stream in streams])
+        sums = program.train_chunk(indices)
+        if not np.all(np.isfinite(sums[:, 0])):
+            bad = float(sums[~np.isfinite(sums[:, 0]), 0][0] / (end - done))
+            raise TrainingError(
+                f"The training loss became {bad} between iterations {done} and {end}. "
+                "Lower the learning rate or check the data for NaNs."
+            )
+        pending, steps, done = pending + sums, steps + (end - done), end
+        if done in snapshot_iterations:
+            snapshot(done)
+        if done % eval_every == 0 or done == iterations:
+            rows = record(done, pending / steps)
+            pending, steps = np.zeros_like(pending), 0
+            progress.update(done, rows)
+    program.sync()
+    seconds = time.perf_counter() - start
+    return [TrainResult(h, s, seconds) for h, s in zip(histories, snapshots)]
+
+
+def padded_batches(x, y, batch_size=EVAL_BATCH_SIZE):
+    """``(x, y, weight)`` reshaped to ``(batches, batch_size, ...)``, zero-padded at the end.
+
+    ``weight`` is 1.0 for real examples and 0.0 for padding, so sums over a split are
+    exact whatever its size; every batch has one shape, so one program serves all.
+    """
+    n = len(x)
+    batches = max(1, math.ceil(n / batch_size))
+    pad = batches * batch_size - n
+    weight = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
+    x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
+    y = np.concatenate([y, np.zeros(pad, y.dtype)])
+    return (x.reshape(batches, batch_size, *x.shape[1:]), y.reshape(batches, batch_size),
+            weight.reshape(batches, batch_size))
+
+
+def eval_splits(data):
+    """``{split: (x, y, weight) batches}`` of the non-empty validation and test splits."""
+    return {split: padded_batches(getattr(data, f"x_{split}"), getattr(data, f"y_{split}"))
+            for split in ("val", "test") if len(getattr(data, f"x_{split}"))}
+
+
+def check_same_program(models):
+    """ConfigError unless ``models`` can share one compiled program (same layers, options,
+    variable shapes, loss and optimiser settings; names and seeds may differ)."""
+    def signature(model):
+        layers = [(type(layer).__name__, _strip(layer.get_config())) for layer in model.layers]
+        shapes = [tuple(v.shape) for v in model.variables]
+        optimizer = model.optimizer
+        return layers, shapes, type(optimizer).__name__, _strip(optimizer.get_config())
+
+    first = signature(models[0])
+    for k, model in enumerate(models[1:], start=1):
+        if signature(model) != first:
+            raise ConfigError(f"Model {k} differs from model 0 (layers, shapes or optimiser): the compiled "
+                              "engine trains several models together only when they share one program. "
+                              "Train them separately, or pass engine='fit'.")
+
+
+def _strip(config):
+    """A config without the entries that may differ between models of one program."""
+    if isinstance(config, dict):
+        return {k: _strip(v) for k, v in config.items()
+                if k not in ("name", "seed") and not k.endswith("initializer")}
+    if isinstance(config, (list, tuple)):
+        return [_strip(v) for v in config]
+    return config

@@ -1,0 +1,110 @@
+"""The compiled JAX program: K models as one ``vmap``ped ``lax.scan`` over their steps.
+
+Each model's state is its Keras stateless variables: trainable (kernels, biases,
+supermask scores), non-trainable (masks, seed-generator states) and the optimiser's.
+The K states are stacked along a leading axis and one jitted function runs a whole
+chunk: for every step, gather the batch from the training split (placed on the device
+once), ``model.stateless_call``, the cross-entropy (plus any layer losses), the
+gradient and ``optimizer.stateless_apply``; it returns the sums of the step losses and
+accuracies. A second jitted function evaluates all K on the validation and test splits
+(batches of 1000, zero-padded, on the device). K = 1 runs without ``vmap``.
+"""
+
+import jax
+import jax.numpy as jnp
+import keras
+import numpy as np
+
+from supermask.engine.driver import check_same_program, eval_splits
+
+
+def _stack(values):
+    return jnp.stack([jnp.asarray(v) for v in values])
+
+
+class Program:
+    """Train and evaluate ``models`` (compiled, one architecture) as one JAX program."""
+
+    def __init__(self, models, data, batch_size):
+        check_same_program(models)
+        self.models = models
+        model = models[0]
+        for m in models:
+            if not m.optimizer.built:
+                m.optimizer.build(m.trainable_variables)
+        per_model = [([v.value for v in m.trainable_variables], [v.value for v in m.non_trainable_variables],
+                      [v.value for v in m.optimizer.variables]) for m in models]
+        self.state = jax.tree_util.tree_map(lambda *xs: _stack(xs), *per_model)
+        x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+        self.splits = {k: tuple(jnp.asarray(a) for a in v) for k, v in eval_splits(data).items()}
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        optimizer = model.optimizer
+
+        def step(state, idx):
+            trainable, non_trainable, opt_vars = state
+            x, y = x_train[idx], y_train[idx]
+
+            def loss_of(trainable):
+                logits, non_trainable_new, losses = model.stateless_call(
+                    trainable, non_trainable, x, training=True, return_losses=True)
+                loss = loss_fn(y, logits)
+                if losses:
+                    loss = loss + sum(losses)
+                return loss, (logits, non_trainable_new)
+
+            (loss, (logits, non_trainable)), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable)
+            trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
+            accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == y)
+            return (trainable, non_trainable, opt_vars), (loss, accuracy)
+
+        def chunk(state, indices):
+            state, (losses, accuracies) = jax.lax.scan(step, state, indices)
+            return state, jnp.stack([losses.sum(), accuracies.sum()])
+
+        def evaluate(state, x, y, w):
+            trainable, non_trainable, _ = state
+
+            def batch(non_trainable, xyw):
+                xb, yb, wb = xyw
+                logits, non_trainable = model.stateless_call(trainable, non_trainable, xb, training=False)
+                nll = keras.losses.sparse_categorical_crossentropy(yb, logits, from_logits=True)
+                correct = (jnp.argmax(logits, axis=-1) == yb).astype("float32")
+                return non_trainable, jnp.stack([jnp.sum(nll * wb), jnp.sum(correct * wb)])
+
+            non_trainable, sums = jax.lax.scan(batch, non_trainable, (x, y, w))
+            return (state[0], non_trainable, state[2]), sums.sum(axis=0) / jnp.sum(w)
+
+        if len(models) == 1:  # no vmap: the plain program, state squeezed around it
+            def squeezed(fn):
+                def run(state, *args):
+                    state, out = fn(jax.tree_util.tree_map(lambda a: a[0], state), *args)
+                    return jax.tree_util.tree_map(lambda a: a[None], state), out[None]
+                return run
+
+            self._chunk = jax.jit(lambda state, idx: squeezed(chunk)(state, idx[0]), donate_argnums=0)
+            self._evaluate = jax.jit(squeezed(evaluate), donate_argnums=0)
+        else:
+            self._chunk = jax.jit(jax.vmap(chunk), donate_argnums=0)
+            self._evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, None, None, None)), donate_argnums=0)
+
+    def train_chunk(self, indices):
+        """Run ``indices`` ((K, steps, batch) int32) through the K models; (K, 2) loss/accuracy sums."""
+        self.state, sums = self._chunk(self.state, jnp.asarray(indices))
+        return np.asarray(sums, dtype=np.float64)
+
+    def evaluate(self):
+        """``{split: (K, 2) array of mean loss and accuracy}`` for the non-empty splits."""
+        out = {}
+        for split, (x, y, w) in self.splits.items():
+            self.state, means = self._evaluate(self.state, x, y, w)
+            out[split] = np.asarray(means, dtype=np.float64)
+        return out
+
+    def sync(self):
+        """Write the K states back into the models' Keras variables."""
+        trainable, non_trainable, opt_vars = jax.tree_util.tree_map(np.asarray, self.state)
+        for k, m in enumerate(self.models):
+            for variables, values in ((m.trainable_variables, trainable), (m.non_trainable_variables, non_trainable),
+                                      (m.optimizer.variables, opt_vars)):
+                for variable, value in zip(variables, values):
+                    variable.assign(value[k])

@@ -1,0 +1,84 @@
+"""The compiled TensorFlow program: one XLA-compiled loop over a chunk's steps per model.
+
+TensorFlow keeps each model's state in its own ``tf.Variable``s, so a chunk is a
+``tf.function(jit_compile=True)`` whose ``tf.while_loop`` runs every step (gather the
+batch from the training split placed on the device once, forward, cross-entropy plus
+layer losses, gradient, ``optimizer.apply``) and returns the sums of the step losses
+and accuracies; the evaluation is a second compiled loop over batches of 1000. The
+seed-generator state of supermask layers is a variable too, so masks are fresh every
+step. K models run one after the other (the state of each lives in its own variables).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from supermask.engine.driver import check_same_program, eval_splits
+
+
+class _Single:
+    """The compiled chunk and evaluation of one model."""
+
+    def __init__(self, model, x_train, y_train, splits):
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        self.splits = splits
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        variables, optimizer = model.trainable_variables, model.optimizer
+
+        def step(idx):
+            x, y = tf.gather(x_train, idx), tf.gather(y_train, idx)
+            with tf.GradientTape() as tape:
+                logits = model(x, training=True)
+                loss = loss_fn(y, logits)
+                if model.losses:
+                    loss = loss + tf.add_n(model.losses)
+            optimizer.apply(tape.gradient(loss, variables), variables)
+            correct = tf.equal(tf.argmax(logits, axis=-1, output_type=y.dtype), y)
+            return loss, tf.reduce_mean(tf.cast(correct, tf.float32))
+
+        @tf.function(jit_compile=True, reduce_retracing=True)
+        def chunk(indices):
+            def body(i, loss_sum, accuracy_sum):
+                loss, accuracy = step(indices[i])
+                return i + 1, loss_sum + loss, accuracy_sum + accuracy
+
+            _, loss_sum, accuracy_sum = tf.while_loop(
+                lambda i, *_: i < tf.shape(indices)[0], body, (tf.constant(0), tf.constant(0.0), tf.constant(0.0)))
+            return tf.stack([loss_sum, accuracy_sum])
+
+        @tf.function(jit_compile=True, reduce_retracing=True)
+        def evaluate(x, y, w):
+            def body(i, sums):
+                logits = model(x[i], training=False)
+                nll = keras.losses.sparse_categorical_crossentropy(y[i], logits, from_logits=True)
+                correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=y.dtype), y[i]), tf.float32)
+                return i + 1, sums + tf.stack([tf.reduce_sum(nll * w[i]), tf.reduce_sum(correct * w[i])])
+
+            _, sums = tf.while_loop(lambda i, _: i < tf.shape(x)[0], body, (tf.constant(0), tf.zeros(2)))
+            return sums / tf.reduce_sum(w)
+
+        self.chunk, self.evaluate = chunk, evaluate
+
+
+class Program:
+    """Train and evaluate ``models`` with compiled TensorFlow loops, one model at a time."""
+
+    def __init__(self, models, data, batch_size):
+        check_same_program(models)
+        x_train, y_train = tf.constant(data.x_train), tf.constant(data.y_train)
+        splits = {k: tuple(tf.constant(a) for a in v) for k, v in eval_splits(data).items()}
+        self.singles = [_Single(m, x_train, y_train, splits) for m in models]
+
+    def train_chunk(self, indices):
+        """Run ``indices`` ((K, steps, batch) int32) through the K models; (K, 2) loss/accuracy sums."""
+        return np.stack([np.asarray(s.chunk(tf.constant(idx)), dtype=np.float64)
+                         for s, idx in zip(self.singles, indices)])
+
+    def evaluate(self):
+        """``{split: (K, 2) array of mean loss and accuracy}`` for the non-empty splits."""
+        return {split: np.stack([np.asarray(s.evaluate(*s.splits[split]), dtype=np.float64) for s in self.singles])
+                for split in self.singles[0].splits}
+
+    def sync(self):
+        """Nothing to do: the models' variables are the state."""
