@@ -66,8 +66,11 @@ class Program:
 
             def batch(non_trainable, xyw):
                 xb, yb, wb = xyw
-                logits, non_trainable = model.stateless_call(trainable, non_trainable, xb, training=False)
+                logits, non_trainable, losses = model.stateless_call(trainable, non_trainable, xb, training=False,
+                                                                     return_losses=True)
+                # The loss Keras reports adds the layer losses (e.g. L2 on scores) to every batch.
                 nll = keras.losses.sparse_categorical_crossentropy(yb, logits, from_logits=True)
+                nll = nll + sum(losses) if losses else nll
                 correct = (jnp.argmax(logits, axis=-1) == yb).astype("float32")
                 return non_trainable, jnp.stack([jnp.sum(nll * wb), jnp.sum(correct * wb)])
 

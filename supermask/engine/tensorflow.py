@@ -52,6 +52,8 @@ class _Single:
             def body(i, sums):
                 logits = model(x[i], training=False)
                 nll = keras.losses.sparse_categorical_crossentropy(y[i], logits, from_logits=True)
+                if model.losses:  # Keras's reported loss adds the layer losses to every batch
+                    nll = nll + tf.add_n(model.losses)
                 correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=y.dtype), y[i]), tf.float32)
                 return i + 1, sums + tf.stack([tf.reduce_sum(nll * w[i]), tf.reduce_sum(correct * w[i])])
 

@@ -47,6 +47,8 @@ class _Single:
         for xb, yb, wb in zip(x, y, w):
             logits = self.model(xb, training=False)
             nll = torch.nn.functional.cross_entropy(logits, yb, reduction="none")
+            losses = self.model.losses  # Keras's reported loss adds the layer losses to every batch
+            nll = nll + sum(losses) if losses else nll
             sums[0] += (nll * wb).sum()
             sums[1] += ((logits.argmax(dim=-1) == yb).float() * wb).sum()
         return (sums / w.sum()).cpu().numpy()

@@ -1,0 +1,166 @@
+"""The compiled engine against the reference ``fit`` engine, and K models trained together.
+
+Tolerances: on CPU the compiled programs reproduce the ``fit`` path's weights bit for bit
+(same batches, same optimiser, same layers); recorded losses and accuracies are sums taken
+in another order, so they agree to 1e-5 (relative). We assert weights to 1e-6 absolute, to
+leave room for backends or devices that fuse differently.
+"""
+
+import io
+import contextlib
+
+import keras
+import numpy as np
+import pytest
+
+from supermask import lottery, paths, store
+from supermask import masks as M
+from supermask.config import LotteryConfig, SupermaskConfig
+from supermask.engine import batch_order, train_many
+from supermask.engine.driver import BatchStream, padded_batches
+from supermask.errors import ConfigError, TrainingError
+from supermask.models import build_model
+from supermask.train import compile_model, make_optimizer, train_model
+from supermask.train_supermask import build, optimizer_for
+
+HISTORY_RTOL, WEIGHT_ATOL = 1e-5, 1e-6
+
+
+def masked_fc(seed=0, density=0.5, freeze_pruned=False):
+    model = build_model("fc", (28, 28, 1), seed=seed, freeze_pruned=freeze_pruned)
+    rng = np.random.default_rng(seed)
+    M.set_masks(model, {k: rng.random(v.shape) < density for k, v in M.kernels(M.get_weights(model)).items()})
+    compile_model(model, make_optimizer(1.2e-3))
+    return model
+
+
+def assert_same_history(a, b):
+    assert len(a) == len(b)
+    for ra, rb in zip(a, b):
+        assert ra.keys() == rb.keys()
+        for key in ra:
+            if key == "seconds" or ra[key] is None:
+                assert key == "seconds" or rb[key] is None
+                continue
+            assert rb[key] == pytest.approx(ra[key], rel=HISTORY_RTOL, abs=1e-7), key
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=0, atol=WEIGHT_ATOL, err_msg=key)
+
+
+@pytest.mark.parametrize("freeze_pruned", [False, True])
+def test_compiled_engine_matches_fit(small_mnist, freeze_pruned):
+    runs = {}
+    for engine in ("fit", "compiled"):
+        keras.backend.clear_session()
+        model = masked_fc(freeze_pruned=freeze_pruned)
+        result = train_model(model, small_mnist, iterations=250, batch_size=60, eval_every=100,
+                             snapshot_iterations=(0, 30), verbose=0, engine=engine)
+        runs[engine] = result, M.get_weights(model)
+    (fit, fit_w), (ours, ours_w) = runs["fit"], runs["compiled"]
+    assert [r["iteration"] for r in ours.history] == [0, 100, 200, 250]
+    assert_same_history(fit.history, ours.history)
+    assert_same_weights(fit_w, ours_w)
+    for it in (0, 30):
+        assert_same_weights(fit.snapshots[it], ours.snapshots[it])
+    assert ours.history[-1]["test_accuracy"] > 0.6
+
+
+@pytest.mark.parametrize("learner", ["bernoulli", "edge-popup"])
+def test_compiled_engine_matches_fit_for_supermasks(small_mnist, learner):
+    """The layers' seed-generator state is part of the compiled state: the same mask draws
+    every step, so the learned scores equal the fit path's."""
+    runs = {}
+    for engine in ("fit", "compiled"):
+        keras.backend.clear_session()
+        config = SupermaskConfig(learner=learner, weights="signed_constant", dwr=True,
+                                 weight_decay=1e-4).resolve(len(small_mnist.x_train))
+        model = build(config, (28, 28, 1))
+        compile_model(model, optimizer_for(config, 120))
+        result = train_model(model, small_mnist, iterations=120, batch_size=config.batch_size, eval_every=60,
+                             verbose=0, engine=engine)
+        runs[engine] = result, M.get_weights(model)
+    assert_same_history(runs["fit"][0].history, runs["compiled"][0].history)
+    assert_same_weights(runs["fit"][1], runs["compiled"][1])
+    assert not np.array_equal(runs["compiled"][1]["fc1/scores"], build(config, (28, 28, 1)).layers[1].scores)
+
+
+def test_k_models_together_equal_each_alone(small_mnist):
+    seeds = [0, 1, 2]
+    keras.backend.clear_session()
+    together = [masked_fc(seed=s, density=0.3 + 0.2 * s) for s in seeds]
+    results = train_many(together, small_mnist, iterations=120, batch_size=60, seeds=seeds, eval_every=60,
+                         snapshot_iterations=(40,), start_iteration=20, verbose=0)
+    for k, seed in enumerate(seeds):
+        keras.backend.clear_session()
+        alone = masked_fc(seed=seed, density=0.3 + 0.2 * seed)
+        single = train_model(alone, small_mnist, iterations=120, batch_size=60, seed=seed, eval_every=60,
+                             snapshot_iterations=(40,), start_iteration=20, verbose=0)
+        assert [r["iteration"] for r in results[k].history] == [20, 60, 120]
+        assert_same_history(single.history, results[k].history)
+        assert_same_weights(M.get_weights(alone), M.get_weights(together[k]))
+        assert_same_weights(single.snapshots[40], results[k].snapshots[40])
+    assert not np.array_equal(M.get_weights(together[0])["fc1/kernel"], M.get_weights(together[1])["fc1/kernel"])
+
+
+def test_models_that_cannot_share_a_program_are_refused(small_mnist):
+    keras.backend.clear_session()
+    models = [masked_fc(), masked_fc(freeze_pruned=True)]
+    with pytest.raises(ConfigError, match="differs from model 0"):
+        train_many(models, small_mnist, iterations=5, batch_size=60, seeds=[0, 1], verbose=0)
+    with pytest.raises(ConfigError, match="one seed per model"):
+        train_many(models, small_mnist, iterations=5, batch_size=60, seeds=[0], verbose=0)
+    with pytest.raises(ConfigError, match="engine must be one of compiled, fit"):
+        train_model(models[0], small_mnist, iterations=5, batch_size=60, verbose=0, engine="turbo")
+
+
+def test_nan_in_one_of_k_models_is_a_clear_error(small_mnist):
+    keras.backend.clear_session()
+    models = [masked_fc(seed=0), masked_fc(seed=1)]
+    # Finite weights whose products overflow: the second model's loss is NaN from step 1.
+    M.set_weights(models[1], {"fc1/kernel": np.full((784, 300), 3e38, np.float32)})
+    with pytest.raises(TrainingError, match="Lower the learning rate or check the data"):
+        train_many(models, small_mnist, iterations=20, batch_size=60, seeds=[0, 1], eval_every=10, verbose=0)
+
+
+def test_progress_is_one_plain_line_per_record_off_a_terminal(small_mnist):
+    keras.backend.clear_session()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        train_many([masked_fc(), masked_fc(seed=1)], small_mnist, iterations=40, batch_size=60, seeds=[0, 1],
+                   eval_every=20, verbose=1)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and "\r" not in out.getvalue()
+    assert lines[0].startswith("iteration 20/40, loss ") and lines[0].endswith("(mean of 2 networks)")
+    assert " val " in lines[0] and " test " in lines[0] and " %" in lines[0]
+
+
+def test_batch_stream_is_batch_order_drawn_lazily():
+    stream = BatchStream(10, 4, seed=3)
+    parts = np.concatenate([stream.take(1), stream.take(4), stream.take(2)])
+    np.testing.assert_array_equal(parts, batch_order(10, 4, 7, seed=3))
+    x, y, w = padded_batches(np.ones((2500, 2), np.float32), np.arange(2500), batch_size=1000)
+    assert x.shape == (3, 1000, 2) and w.sum() == 2500 and w[2, 500:].sum() == 0
+
+
+def test_lottery_trials_together_equal_single_trial_runs(tmp_path, small_mnist):
+    config = LotteryConfig(iterations=60, eval_every=30, levels=2).resolve(len(small_mnist.x_train))
+    lottery.run_trials({s: (config.__class__(**{**config.__dict__, "seed": s}), tmp_path / "both" / f"trial_{s}")
+                        for s in (0, 1)}, small_mnist, verbose=0)
+    for seed in (0, 1):
+        single = LotteryConfig(**{**config.__dict__, "seed": seed})
+        lottery.run_trial(single, small_mnist, tmp_path / "alone" / f"trial_{seed}", verbose=0)
+        for level in (0, 1, 2):
+            for sub in ((), ("control",)) if level else ((),):
+                a = paths.level(tmp_path / "both" / f"trial_{seed}", level).joinpath(*sub)
+                b = paths.level(tmp_path / "alone" / f"trial_{seed}", level).joinpath(*sub)
+                for fn in (paths.masks, paths.weights_init):
+                    for key, value in store.load_arrays(fn(b)).items():
+                        np.testing.assert_array_equal(store.load_arrays(fn(a))[key], value)
+                assert_same_weights(store.load_arrays(paths.weights_final(a)),
+                                    store.load_arrays(paths.weights_final(b)))
+                assert_same_history(store.read_json(paths.metrics(b))["history"],
+                                    store.read_json(paths.metrics(a))["history"])
