@@ -77,17 +77,19 @@ def config_from_args(config_cls, args):
     return config_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)})
 
 
-def run_config_command(argv, parser, config_cls, run, out_root):
+def run_config_command(argv, parser, config_cls, run, out_root, extra=()):
     """Parse ``argv``, build ``config_cls`` and call ``run`` with its output folder.
 
     ``--out`` defaults to ``<out_root>/<hash of the resolved config>`` (``run`` resolves
     it once the data is loaded); ``--data-dir``, ``--overwrite``, ``--quiet`` and
-    ``--engine`` are passed on. Shared by ``supermask.train`` and ``supermask.train_supermask``.
+    ``--engine`` are passed on, and the flags named in ``extra``. Shared by
+    ``supermask.train`` and ``supermask.train_supermask``.
     """
     args = parser.parse_args(argv)
     config = config_from_args(config_cls, args)
     return run(config, data_dir=args.data_dir, out=args.out, out_root=None if args.out else out_root,
-               overwrite=args.overwrite, verbose=0 if args.quiet else 1, engine=args.engine)
+               overwrite=args.overwrite, verbose=0 if args.quiet else 1, engine=args.engine,
+               **{name: getattr(args, name) for name in extra})
 
 
 def run_main(main_fn, argv=None):

@@ -25,13 +25,19 @@ Example (paper defaults: SGD, momentum 0.9, learning rate 100, batch 250, scores
 """
 
 
+import contextlib
+import dataclasses
+from pathlib import Path
+
 import keras
 import numpy as np
 
 from supermask import backend
-from supermask.config import SupermaskConfig, config_hash, to_dict
+from supermask.config import MAX_SEED, SupermaskConfig, config_hash, to_dict
+from supermask.engine import train_many
+from supermask.errors import ConfigError
 from supermask.train import (EVAL_BATCH_SIZE, check_output, claim_output, compile_model, make_optimizer,
-                             output_folder, save_run, summarize, train_model)
+                             output_folder, save_run, summarize)
 
 
 def layer_options(config):
@@ -120,37 +126,58 @@ def final_evaluation(model, data, config):
     return final
 
 
-def run(config, data_dir=None, out=None, verbose=1, overwrite=False, out_root=None, engine=None):
-    """Learn the supermask of ``config``; returns the metrics dict.
+def run(config, data_dir=None, out=None, verbose=1, overwrite=False, out_root=None, engine=None, seeds=1):
+    """Learn the supermask of ``config``; returns the metrics dict (a list of them if ``seeds`` > 1).
 
     Output folder, ``overwrite`` and ``out_root`` as in ``supermask.train.run``;
     ``hparams.json`` holds the resolved config (every learner default spelled out).
+    ``seeds``: learn the masks of seeds ``config.seed`` .. ``config.seed + seeds - 1``
+    together (``train_many``: one program on JAX), each written as if it had run alone,
+    to ``out/seed_<seed>`` (or ``out_root/<its hash>``).
     """
-    from supermask.cli import percent
     from supermask.data import load_dataset
-    from supermask.masks import get_masks, get_weights
 
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise ConfigError(f"seeds must be an integer >= 1. Received: seeds={seeds!r}")
+    if config.seed + seeds - 1 > MAX_SEED:
+        raise ConfigError(f"The seeds {config.seed} .. {config.seed + seeds - 1} must stay <= {MAX_SEED} "
+                          "(2**32 - 1); lower --seed or --seeds.")
     check_output(out, out_root, overwrite)
     data = load_dataset(config.dataset, data_dir=data_dir, validation_size=config.validation_size)
-    config = config.resolve(len(data.x_train))
-    out = output_folder(config, out, out_root)
-    with claim_output(out, overwrite):
-        keras.utils.set_random_seed(config.seed)
-        model = build(config, data.input_shape, data.num_classes)
-        iterations, batch_size = config.iterations, config.batch_size
+    configs = [dataclasses.replace(config, seed=config.seed + i).resolve(len(data.x_train)) for i in range(seeds)]
+    outs = [output_folder(c, None if out is None else (Path(out) / f"seed_{c.seed}" if seeds > 1 else out),
+                          out_root) for c in configs]
+    with contextlib.ExitStack() as stack:
+        for folder in outs:
+            stack.enter_context(claim_output(folder, overwrite))
+        metrics = _learn(configs, data, outs, verbose, overwrite, engine)
+    return metrics if seeds > 1 else metrics[0]
+
+
+def _learn(configs, data, outs, verbose, overwrite, engine):
+    from supermask.cli import percent
+    from supermask.masks import get_masks, get_weights
+
+    config = configs[0]
+    keras.utils.set_random_seed(config.seed)
+    models = [build(c, data.input_shape, data.num_classes) for c in configs]
+    iterations, batch_size = config.iterations, config.batch_size
+    for model in models:
         compile_model(model, optimizer_for(config, iterations))
-        if verbose:
-            print(f"Learning a {config.learner} supermask of {config.model} ({config.weights} weights"
-                  f"{', DWR' if config.dwr else ''}) on {config.dataset} for {iterations} iterations "
-                  f"(batch {batch_size}, {config.optimizer} lr {config.learning_rate}, "
-                  f"backend {backend.name()})")
-        init = get_weights(model)
-        result = train_model(model, data, iterations=iterations, batch_size=batch_size, seed=config.seed,
-                             eval_every=config.eval_every, verbose=verbose, engine=engine)
-        final = final_evaluation(model, data, config)
+    if verbose:
+        print(f"Learning a {config.learner} supermask of {config.model} ({config.weights} weights"
+              f"{', DWR' if config.dwr else ''}) on {config.dataset} for {iterations} iterations "
+              f"(batch {batch_size}, {config.optimizer} lr {config.learning_rate}, backend {backend.name()}"
+              + (f", seeds {config.seed}..{configs[-1].seed} together" if len(configs) > 1 else "") + ")")
+    inits = [get_weights(model) for model in models]
+    results = train_many(models, data, iterations=iterations, batch_size=batch_size, seeds=[c.seed for c in configs],
+                         eval_every=config.eval_every, verbose=verbose, engine=engine)
+    all_metrics = []
+    for c, model, init, result, out in zip(configs, models, inits, results, outs):
+        final = final_evaluation(model, data, c)
         metrics = {
             "backend": backend.name(),
-            "config_hash": config_hash(config),
+            "config_hash": config_hash(c),
             "iterations": iterations,
             "epochs": iterations * batch_size / len(data.x_train),
             "seconds": result.seconds,
@@ -160,17 +187,19 @@ def run(config, data_dir=None, out=None, verbose=1, overwrite=False, out_root=No
             "history": result.history,
         }
         if out is not None:
-            save_run(out, {"hparams": to_dict(config), "metrics": metrics, "weights_init": init,
+            save_run(out, {"hparams": to_dict(c), "metrics": metrics, "weights_init": init,
                            "weights_final": get_weights(model), "masks": get_masks(model)}, model, overwrite)
-    if verbose:
-        det = final["deterministic"]
-        sampled = final.get("sampled")
-        density = ", ".join(f"{k} {percent(v['inference'], 1)}" for k, v in metrics["density"].items())
-        print(f"Done in {result.seconds:.1f} s: test accuracy {percent(det['test_accuracy'])} (deterministic mask)"
-              + (f", {percent(sampled['test_accuracy_mean'])} ± {100 * sampled['test_accuracy_std']:.2f} "
-                 f"(mean of {sampled['samples']} sampled masks)" if sampled else "")
-              + f"; mask density {density}" + (f"; results in {out}" if out else ""))
-    return metrics
+        all_metrics.append(metrics)
+        if verbose:
+            det = final["deterministic"]
+            sampled = final.get("sampled")
+            density = ", ".join(f"{k} {percent(v['inference'], 1)}" for k, v in metrics["density"].items())
+            print(f"{'Seed ' + str(c.seed) + ': d' if len(configs) > 1 else 'D'}one in {result.seconds:.1f} s: "
+                  f"test accuracy {percent(det['test_accuracy'])} (deterministic mask)"
+                  + (f", {percent(sampled['test_accuracy_mean'])} ± {100 * sampled['test_accuracy_std']:.2f} "
+                     f"(mean of {sampled['samples']} sampled masks)" if sampled else "")
+                  + f"; mask density {density}" + (f"; results in {out}" if out else ""))
+    return all_metrics
 
 
 def build_parser():
@@ -183,6 +212,9 @@ def build_parser():
                     "The backend is chosen by KERAS_BACKEND.",
     )
     add_config_arguments(parser, SupermaskConfig)
+    parser.add_argument("--seeds", type=int, default=1, metavar="N",
+                        help="learn the masks of seeds SEED .. SEED+N-1 together (one program on JAX); each "
+                             "is written as if it had run alone, to OUT/seed_<seed> (default 1)")
     add_run_arguments(parser, out_default="runs/supermask/<config hash>")
     return parser
 
@@ -190,7 +222,7 @@ def build_parser():
 def main(argv=None):
     from supermask.cli import run_config_command
 
-    return run_config_command(argv, build_parser(), SupermaskConfig, run, "runs/supermask")
+    return run_config_command(argv, build_parser(), SupermaskConfig, run, "runs/supermask", extra=("seeds",))
 
 
 if __name__ == "__main__":

@@ -251,18 +251,21 @@ def eval_splits(data):
             for split in ("val", "test") if len(getattr(data, f"x_{split}"))}
 
 
+def program_signature(model):
+    """What a compiled program depends on: layers and their options, variable shapes and
+    dtypes, the optimiser and its settings (not names, seeds or initialisers), as a string."""
+    layers = [(type(layer).__name__, _strip(layer.get_config())) for layer in model.layers]
+    variables = [(tuple(v.shape), str(v.dtype)) for v in model.variables]
+    optimizer = model.optimizer
+    return repr((layers, variables, type(optimizer).__name__, _strip(optimizer.get_config())))
+
+
 def check_same_program(models):
     """ConfigError unless ``models`` can share one compiled program (same layers, options,
     variable shapes, loss and optimiser settings; names and seeds may differ)."""
-    def signature(model):
-        layers = [(type(layer).__name__, _strip(layer.get_config())) for layer in model.layers]
-        shapes = [tuple(v.shape) for v in model.variables]
-        optimizer = model.optimizer
-        return layers, shapes, type(optimizer).__name__, _strip(optimizer.get_config())
-
-    first = signature(models[0])
+    first = program_signature(models[0])
     for k, model in enumerate(models[1:], start=1):
-        if signature(model) != first:
+        if program_signature(model) != first:
             raise ConfigError(f"Model {k} differs from model 0 (layers, shapes or optimiser): the compiled "
                               "engine trains several models together only when they share one program. "
                               "Train them separately, or pass engine='fit'.")

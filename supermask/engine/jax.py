@@ -8,6 +8,10 @@ once), ``model.stateless_call``, the cross-entropy (plus any layer losses), the
 gradient and ``optimizer.stateless_apply``; it returns the sums of the step losses and
 accuracies. A second jitted function evaluates all K on the validation and test splits
 (batches of 1000, zero-padded, on the device). K = 1 runs without ``vmap``.
+
+The jitted functions only need the models' structure (``stateless_call`` takes the
+variables as arguments), so they are kept for the next ``Program`` of the same
+architecture, K, dataset and batch size: the levels of a lottery experiment compile once.
 """
 
 import jax
@@ -15,7 +19,10 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from supermask.engine.driver import check_same_program, eval_splits
+from supermask.engine.driver import check_same_program, eval_splits, program_signature
+
+_CACHE = {}  # (signature, K, batch size) -> (dataset, compiled functions); the last few only
+_CACHE_SIZE = 4
 
 
 def _stack(values):
@@ -28,67 +35,20 @@ class Program:
     def __init__(self, models, data, batch_size):
         check_same_program(models)
         self.models = models
-        model = models[0]
         for m in models:
             if not m.optimizer.built:
                 m.optimizer.build(m.trainable_variables)
         per_model = [([v.value for v in m.trainable_variables], [v.value for v in m.non_trainable_variables],
                       [v.value for v in m.optimizer.variables]) for m in models]
         self.state = jax.tree_util.tree_map(lambda *xs: _stack(xs), *per_model)
-        x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
-        self.splits = {k: tuple(jnp.asarray(a) for a in v) for k, v in eval_splits(data).items()}
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        optimizer = model.optimizer
-
-        def step(state, idx):
-            trainable, non_trainable, opt_vars = state
-            x, y = x_train[idx], y_train[idx]
-
-            def loss_of(trainable):
-                logits, non_trainable_new, losses = model.stateless_call(
-                    trainable, non_trainable, x, training=True, return_losses=True)
-                loss = loss_fn(y, logits)
-                if losses:
-                    loss = loss + sum(losses)
-                return loss, (logits, non_trainable_new)
-
-            (loss, (logits, non_trainable)), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable)
-            trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
-            accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == y)
-            return (trainable, non_trainable, opt_vars), (loss, accuracy)
-
-        def chunk(state, indices):
-            state, (losses, accuracies) = jax.lax.scan(step, state, indices)
-            return state, jnp.stack([losses.sum(), accuracies.sum()])
-
-        def evaluate(state, x, y, w):
-            trainable, non_trainable, _ = state
-
-            def batch(non_trainable, xyw):
-                xb, yb, wb = xyw
-                logits, non_trainable, losses = model.stateless_call(trainable, non_trainable, xb, training=False,
-                                                                     return_losses=True)
-                # The loss Keras reports adds the layer losses (e.g. L2 on scores) to every batch.
-                nll = keras.losses.sparse_categorical_crossentropy(yb, logits, from_logits=True)
-                nll = nll + sum(losses) if losses else nll
-                correct = (jnp.argmax(logits, axis=-1) == yb).astype("float32")
-                return non_trainable, jnp.stack([jnp.sum(nll * wb), jnp.sum(correct * wb)])
-
-            non_trainable, sums = jax.lax.scan(batch, non_trainable, (x, y, w))
-            return (state[0], non_trainable, state[2]), sums.sum(axis=0) / jnp.sum(w)
-
-        if len(models) == 1:  # no vmap: the plain program, state squeezed around it
-            def squeezed(fn):
-                def run(state, *args):
-                    state, out = fn(jax.tree_util.tree_map(lambda a: a[0], state), *args)
-                    return jax.tree_util.tree_map(lambda a: a[None], state), out[None]
-                return run
-
-            self._chunk = jax.jit(lambda state, idx: squeezed(chunk)(state, idx[0]), donate_argnums=0)
-            self._evaluate = jax.jit(squeezed(evaluate), donate_argnums=0)
-        else:
-            self._chunk = jax.jit(jax.vmap(chunk), donate_argnums=0)
-            self._evaluate = jax.jit(jax.vmap(evaluate, in_axes=(0, None, None, None)), donate_argnums=0)
+        key = (program_signature(models[0]), len(models), int(batch_size))
+        cached = _CACHE.get(key)
+        if cached is None or cached[0] is not data:
+            _CACHE.pop(key, None)
+            while len(_CACHE) >= _CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+            _CACHE[key] = (data, _compile(models[0], data, len(models)))
+        self.splits, self._chunk, self._evaluate = _CACHE[key][1]
 
     def train_chunk(self, indices):
         """Run ``indices`` ((K, steps, batch) int32) through the K models; (K, 2) loss/accuracy sums."""
@@ -111,3 +71,61 @@ class Program:
                                       (m.optimizer.variables, opt_vars)):
                 for variable, value in zip(variables, values):
                     variable.assign(value[k])
+
+
+def _compile(model, data, count):
+    """``(eval splits on the device, jitted chunk, jitted evaluation)`` for ``count`` models
+    shaped like ``model`` (any model of that architecture may lend its structure)."""
+    x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+    splits = {k: tuple(jnp.asarray(a) for a in v) for k, v in eval_splits(data).items()}
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    optimizer = model.optimizer
+
+    def step(state, idx):
+        trainable, non_trainable, opt_vars = state
+        x, y = x_train[idx], y_train[idx]
+
+        def loss_of(trainable):
+            logits, non_trainable_new, losses = model.stateless_call(
+                trainable, non_trainable, x, training=True, return_losses=True)
+            loss = loss_fn(y, logits)
+            if losses:
+                loss = loss + sum(losses)
+            return loss, (logits, non_trainable_new)
+
+        (loss, (logits, non_trainable)), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable)
+        trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
+        accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == y)
+        return (trainable, non_trainable, opt_vars), (loss, accuracy)
+
+    def chunk(state, indices):
+        state, (losses, accuracies) = jax.lax.scan(step, state, indices)
+        return state, jnp.stack([losses.sum(), accuracies.sum()])
+
+    def evaluate(state, x, y, w):
+        trainable, non_trainable, _ = state
+
+        def batch(non_trainable, xyw):
+            xb, yb, wb = xyw
+            logits, non_trainable, losses = model.stateless_call(trainable, non_trainable, xb, training=False,
+                                                                 return_losses=True)
+            # The loss Keras reports adds the layer losses (e.g. L2 on scores) to every batch.
+            nll = keras.losses.sparse_categorical_crossentropy(yb, logits, from_logits=True)
+            nll = nll + sum(losses) if losses else nll
+            correct = (jnp.argmax(logits, axis=-1) == yb).astype("float32")
+            return non_trainable, jnp.stack([jnp.sum(nll * wb), jnp.sum(correct * wb)])
+
+        non_trainable, sums = jax.lax.scan(batch, non_trainable, (x, y, w))
+        return (state[0], non_trainable, state[2]), sums.sum(axis=0) / jnp.sum(w)
+
+    if count == 1:  # no vmap: the plain program, state squeezed around it
+        def squeezed(fn):
+            def run(state, *args):
+                state, out = fn(jax.tree_util.tree_map(lambda a: a[0], state), *args)
+                return jax.tree_util.tree_map(lambda a: a[None], state), out[None]
+            return run
+
+        return (splits, jax.jit(lambda state, idx: squeezed(chunk)(state, idx[0]), donate_argnums=0),
+                jax.jit(squeezed(evaluate), donate_argnums=0))
+    return (splits, jax.jit(jax.vmap(chunk), donate_argnums=0),
+            jax.jit(jax.vmap(evaluate, in_axes=(0, None, None, None)), donate_argnums=0))
