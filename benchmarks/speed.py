@@ -14,10 +14,10 @@ seconds per epoch of:
   then validation and test evaluation), the papers' protocol;
 * ``engine_eval100`` / ``engine_eval_end``: our compiled engine, evaluating every 100
   iterations / only at the start and end;
-* ``fused_jax`` (JAX only): a hand-written JAX model, data on the device, one jitted
-  ``lax.scan`` over the steps, hand-written Adam;
-* ``plain_torch`` (PyTorch only): a hand-written ``torch.nn`` model with ``torch.optim.Adam``,
-  data on the device, a plain loop;
+* ``fused_jax`` (JAX only): the same masked model written by hand in JAX, data on the
+  device, one jitted ``lax.scan`` over the steps, hand-written Adam;
+* ``plain_torch`` (PyTorch only): the same masked model written by hand in PyTorch with
+  ``torch.optim.Adam``, data on the device, a plain loop;
 
 and ticket-epochs per second of ``train_many`` for K = 1, 8, 64 masked networks at once
 (evaluation every 100 steps; K = 64 on TensorFlow and PyTorch only with a GPU, as they loop over
@@ -117,7 +117,8 @@ def median_time(fn, repeats):
 
 
 def fused_jax(model_name, data, steps, repeats):
-    """Seconds for ``steps`` steps of a hand-written JAX model: one jitted lax.scan."""
+    """Seconds for ``steps`` steps of a hand-written JAX model (masked kernels, as ours): one
+    jitted lax.scan, data on the device."""
     import jax
     import jax.numpy as jnp
 
@@ -139,8 +140,12 @@ def fused_jax(model_name, data, steps, repeats):
         features = units
     n_conv = 2 * len(spec.conv_filters)
 
+    rng = np.random.default_rng(0)
+    masks = [jnp.asarray(rng.random(w.shape) < 0.2, dtype=jnp.float32) for w, _ in params]  # as masked_model
+
     def forward(params, x):
-        for i, (w, b) in enumerate(params):
+        for i, ((w, b), mask) in enumerate(zip(params, masks)):
+            w = w * mask
             if i < n_conv:
                 x = jax.nn.relu(jax.lax.conv_general_dilated(x, w, (1, 1), "SAME",
                                                               dimension_numbers=("NHWC", "HWIO", "NHWC")) + b)
@@ -181,27 +186,43 @@ def fused_jax(model_name, data, steps, repeats):
 
 
 def plain_torch(model_name, data, steps, repeats):
-    """Seconds for ``steps`` steps of a hand-written torch.nn model, plain loop."""
+    """Seconds for ``steps`` steps of a hand-written torch model (masked kernels, as ours) with
+    ``torch.optim.Adam``, data on the device, a plain loop."""
     import torch
+    import torch.nn.functional as F
 
     from supermask.models import get_spec
 
     spec = get_spec(model_name)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    layers, channels = [], data.x_train.shape[-1]
+    rng = np.random.default_rng(0)
+    shapes, channels = [], data.x_train.shape[-1]
     for filters in spec.conv_filters:
         for _ in range(2):
-            layers += [torch.nn.Conv2d(channels, filters, 3, padding=1), torch.nn.ReLU()]
+            shapes.append((filters, channels, 3, 3))
             channels = filters
-        layers.append(torch.nn.MaxPool2d(2))
-    layers.append(torch.nn.Flatten())
     features = int(np.prod(data.x_train.shape[1:3])) // (4 ** len(spec.conv_filters)) * channels
-    for units in spec.dense_units:
-        layers += [torch.nn.Linear(features, units), torch.nn.ReLU()]
+    for units in (*spec.dense_units, 10):
+        shapes.append((features, units))
         features = units
-    layers.append(torch.nn.Linear(features, 10))
-    model = torch.nn.Sequential(*layers).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    weights = [torch.nn.Parameter(torch.randn(shape, device=device) * 0.05) for shape in shapes]
+    biases = [torch.nn.Parameter(torch.zeros(shape[0] if len(shape) == 4 else shape[1], device=device))
+              for shape in shapes]
+    masks = [torch.as_tensor(rng.random(shape) < 0.2, dtype=torch.float32, device=device) for shape in shapes]
+    n_conv = 2 * len(spec.conv_filters)
+
+    def forward(x):
+        for i, (w, b, m) in enumerate(zip(weights, biases, masks)):
+            if i < n_conv:
+                x = F.relu(F.conv2d(x, w * m, b, padding=1))
+                x = F.max_pool2d(x, 2) if i % 2 == 1 else x
+            else:
+                x = x.flatten(1) if i == n_conv else x
+                x = x @ (w * m) + b
+                x = F.relu(x) if i < len(weights) - 1 else x
+        return x
+
+    optimizer = torch.optim.Adam([*weights, *biases], lr=1e-3)
     x_train = torch.as_tensor(data.x_train, device=device).permute(0, 3, 1, 2).contiguous()
     y_train = torch.as_tensor(data.y_train, device=device).long()
     idx = torch.as_tensor(np.random.default_rng(0).integers(0, len(data.x_train), (steps, BATCH)), device=device)
@@ -209,7 +230,7 @@ def plain_torch(model_name, data, steps, repeats):
     def run():
         for batch in idx:
             optimizer.zero_grad(set_to_none=True)
-            loss = torch.nn.functional.cross_entropy(model(x_train[batch]), y_train[batch])
+            loss = F.cross_entropy(forward(x_train[batch]), y_train[batch])
             loss.backward()
             optimizer.step()
         if device == "cuda":

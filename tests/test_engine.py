@@ -164,3 +164,21 @@ def test_lottery_trials_together_equal_single_trial_runs(tmp_path, small_mnist):
                                     store.load_arrays(paths.weights_final(b)))
                 assert_same_history(store.read_json(paths.metrics(b))["history"],
                                     store.read_json(paths.metrics(a))["history"])
+
+
+def test_supermask_seeds_together_equal_each_seed_alone(tmp_path, mnist):
+    from supermask import train_supermask
+    from tests.conftest import shared_data_dir
+
+    flags = ["--iterations", "20", "--eval-every", "10", "--eval-samples", "2", "--validation-size", "1000",
+             "--data-dir", str(shared_data_dir() / "mnist"), "--quiet"]
+    both = train_supermask.main([*flags, "--seeds", "2", "--out", str(tmp_path / "both")])
+    alone = train_supermask.main([*flags, "--seed", "1", "--out", str(tmp_path / "alone")])
+    assert [m["config_hash"] for m in both][1] == alone["config_hash"]
+    assert sorted(p.name for p in (tmp_path / "both").iterdir() if p.is_dir()) == ["seed_0", "seed_1"]
+    assert store.read_json(paths.hparams(tmp_path / "both" / "seed_1"))["seed"] == 1
+    assert_same_history(alone["history"], both[1]["history"])
+    assert_same_weights(store.load_arrays(paths.weights_final(tmp_path / "alone")),
+                        store.load_arrays(paths.weights_final(tmp_path / "both" / "seed_1")))
+    assert not np.array_equal(store.load_arrays(paths.weights_final(tmp_path / "both" / "seed_0"))["fc1/scores"],
+                              store.load_arrays(paths.weights_final(tmp_path / "both" / "seed_1"))["fc1/scores"])

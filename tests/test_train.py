@@ -85,7 +85,8 @@ def test_config_hash_ignores_defaults_and_validates():
 def test_help_documents_every_flag():
     text = build_parser().format_help()
     for flag in ["--model", "--dataset", "--epochs", "--iterations", "--batch-size", "--learning-rate",
-                 "--seed", "--eval-every", "--validation-size", "--data-dir", "--out", "--quiet"]:
+                 "--seed", "--eval-every", "--validation-size", "--data-dir", "--out", "--overwrite", "--engine",
+                 "--quiet"]:
         assert flag in text
 
 

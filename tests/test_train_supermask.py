@@ -111,7 +111,7 @@ def test_help_documents_every_flag():
     for flag in ["--model", "--dataset", "--epochs", "--iterations", "--batch-size", "--learning-rate", "--seed",
                  "--eval-every", "--validation-size", "--learner", "--k", "--weights", "--dwr", "--no-dwr",
                  "--inference", "--optimizer", "--momentum", "--weight-decay", "--lr-schedule", "--score-init",
-                 "--eval-samples", "--data-dir", "--out", "--quiet"]:
+                 "--eval-samples", "--seeds", "--data-dir", "--out", "--overwrite", "--engine", "--quiet"]:
         assert flag in text
 
 
