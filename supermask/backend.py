@@ -1,7 +1,9 @@
-"""The one place where the Keras backends differ for us.
+"""Where the Keras backends differ for us, with the engine's per-backend modules.
 
 Everything else in supermask is written with ``keras.ops`` and runs unchanged on
-TensorFlow, JAX and PyTorch; what differs is how a training step is best compiled.
+TensorFlow, JAX and PyTorch; what differs is how a training step is best compiled:
+here for Keras ``fit`` (the reference engine and benchmarks), and in
+``supermask.engine.{jax,tensorflow,torch}`` for the compiled engine.
 """
 
 import keras

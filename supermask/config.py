@@ -18,6 +18,7 @@ optional ``normalize`` (e.g. ``fashion-mnist`` -> ``fashion_mnist``).
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import math
 import numbers
@@ -34,44 +35,25 @@ def _help(text, **metadata):
     return field(default=None, metadata={"help": text, **metadata})
 
 
-def _models():
-    from supermask.models import MODELS
+def _names(module, registry):
+    """A function returning the names of ``module.registry`` (imported when first asked, so
+    that this module stays free of Keras): the ``choices`` of a field."""
+    def names():
+        return tuple(getattr(importlib.import_module(module), registry))
 
-    return tuple(MODELS)
+    return names
 
 
-def _datasets():
-    from supermask.data import DATASETS
-
-    return DATASETS
+_models = _names("supermask.models", "MODELS")
+_datasets = _names("supermask.data", "DATASETS")
+_criteria = _names("supermask.criteria", "CRITERIA")
+_mask1_actions = _names("supermask.actions", "MASK1_ACTIONS")
+_mask0_actions = _names("supermask.actions", "MASK0_ACTIONS")
+_learners = _names("supermask.layers.supermask", "LEARNERS")
 
 
 def _dataset_name(value):
     return str(value).strip().lower().replace("-", "_")
-
-
-def _criteria():
-    from supermask.criteria import CRITERIA
-
-    return tuple(CRITERIA)
-
-
-def _mask1_actions():
-    from supermask.actions import MASK1_ACTIONS
-
-    return tuple(MASK1_ACTIONS)
-
-
-def _mask0_actions():
-    from supermask.actions import MASK0_ACTIONS
-
-    return tuple(MASK0_ACTIONS)
-
-
-def _learners():
-    from supermask.layers.supermask import LEARNERS
-
-    return LEARNERS
 
 
 def _learner_name(value):

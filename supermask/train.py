@@ -2,9 +2,10 @@
 
 ``train_model`` trains a compiled model for a number of iterations on a fixed,
 seeded stream of mini-batches, records metrics every ``eval_every`` iterations and can
-snapshot the weights at chosen iterations (for late rewinding). ``supermask.lottery``
-and the supermask trainer call the same function, so a faster engine can replace its
-inside without touching them.
+snapshot the weights at chosen iterations (for late rewinding); ``supermask.lottery``
+and the supermask trainer go through it (or through ``train_many``, K models at once).
+Inside, ``supermask.engine`` runs each chunk between record points as one compiled
+program (``engine="compiled"``, the default) or with Keras ``fit`` (``engine="fit"``).
 
 Example::
 
