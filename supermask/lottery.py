@@ -40,7 +40,7 @@ from supermask.errors import ConfigError, SupermaskError
 from supermask.models import build_model, prunable_layers
 from supermask.engine import train_many
 from supermask.pruning import density, overall_density, ones_like, prune_level
-from supermask.train import compile_model, make_optimizer, summarize
+from supermask.train import compile_model, make_optimizer, summarize, write_run_files
 
 
 @dataclass
@@ -106,11 +106,7 @@ def train_jobs(jobs, data, level, verbose=1, engine=None):
 
 
 def _save_run(folder, start, model, masks, result, level):
-    store.save_arrays(paths.weights_init(folder), start)
-    store.save_arrays(paths.weights_final(folder), M.get_weights(model))
-    store.save_arrays(paths.masks(folder), masks)
-    store.save_model(paths.model(folder), model)
-    store.write_json(paths.metrics(folder), {
+    write_run_files(folder, model, weights_init=start, masks=masks, metrics={
         "level": level, "backend": backend.name(), "seconds": result.seconds,
         "density": density(masks), "overall_density": overall_density(masks),
         "summary": summarize(result.history), "history": result.history,
@@ -272,7 +268,7 @@ def _run_levels(trials, data, verbose, engine):
 
 def _describe(jobs):
     """"trial 0 (ticket, control), trial 1 (...)" for the progress line."""
-    return ", ".join(f"trial {seed} ({', '.join('ticket' if str(j.folder) == '.' else 'control' for j in js)})"
+    return ", ".join(f"trial {seed} ({', '.join(j.folder.name or 'ticket' for j in js)})"
                      for seed, js in jobs.items())
 
 

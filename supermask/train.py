@@ -131,20 +131,25 @@ def claim_output(out, overwrite=False):
         yield
 
 
-def save_run(out, files, model, overwrite=False):
-    """Write a run folder as one unit: built under a temporary name, then swapped in.
+def write_run_files(folder, model, *, weights_init, masks, metrics, hparams=None):
+    """The files of one trained network in ``folder``: its start weights, final weights (from
+    ``model``), masks, ``model.keras``, metrics and (if given) hparams, each atomically."""
+    from supermask.masks import get_weights
 
-    ``files``: ``{"hparams": dict, "metrics": dict, "weights_init": arrays,
-    "weights_final": arrays, "masks": arrays}``; the model goes to ``model.keras``. A run
-    killed while saving leaves the previous folder (or none), never a mix of both.
-    """
+    if hparams is not None:
+        store.write_json(paths.hparams(folder), hparams)
+    store.save_arrays(paths.weights_init(folder), weights_init)
+    store.save_arrays(paths.weights_final(folder), get_weights(model))
+    store.save_arrays(paths.masks(folder), masks)
+    store.save_model(paths.model(folder), model)
+    store.write_json(paths.metrics(folder), metrics)
+
+
+def save_run(out, model, overwrite=False, **files):
+    """Write a run folder as one unit (``write_run_files`` under a temporary name, then swapped
+    in): a run killed while saving leaves the previous folder (or none), never a mix of both."""
     with store.atomic_dir(out, replace=overwrite) as tmp:
-        store.write_json(paths.hparams(tmp), files["hparams"])
-        store.save_arrays(paths.weights_init(tmp), files["weights_init"])
-        store.save_arrays(paths.weights_final(tmp), files["weights_final"])
-        store.save_arrays(paths.masks(tmp), files["masks"])
-        store.save_model(paths.model(tmp), model)
-        store.write_json(paths.metrics(tmp), files["metrics"])
+        write_run_files(tmp, model, **files)
 
 
 def run(config, data_dir=None, out=None, verbose=1, overwrite=False, out_root=None, engine=None):
@@ -183,8 +188,8 @@ def run(config, data_dir=None, out=None, verbose=1, overwrite=False, out_root=No
             "history": result.history,
         }
         if out is not None:
-            save_run(out, {"hparams": to_dict(config), "metrics": metrics, "weights_init": init,
-                           "weights_final": get_weights(model), "masks": get_masks(model)}, model, overwrite)
+            save_run(out, model, overwrite, hparams=to_dict(config), metrics=metrics, weights_init=init,
+                     masks=get_masks(model))
     if verbose:
         s = metrics["summary"]
         print(f"Done in {result.seconds:.1f} s: final test accuracy {percent(s['final_test_accuracy'])}, "

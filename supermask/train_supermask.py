@@ -187,8 +187,8 @@ def _learn(configs, data, outs, verbose, overwrite, engine):
             "history": result.history,
         }
         if out is not None:
-            save_run(out, {"hparams": to_dict(c), "metrics": metrics, "weights_init": init,
-                           "weights_final": get_weights(model), "masks": get_masks(model)}, model, overwrite)
+            save_run(out, model, overwrite, hparams=to_dict(c), metrics=metrics, weights_init=init,
+                     masks=get_masks(model))
         all_metrics.append(metrics)
         if verbose:
             det = final["deterministic"]

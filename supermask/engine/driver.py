@@ -7,8 +7,8 @@ recorded. The work between two record points (every ``eval_every`` iterations, e
 snapshot iteration, the end) is one call of a backend ``Program``
 (``supermask.engine.<backend>``): all its steps, for all K models, in one compiled
 program, then the validation and test evaluation in a second; nothing per step in
-Python. ``engine="fit"`` runs the reference path instead (``supermask.engine.fit``:
-Keras ``fit`` per chunk, one model at a time).
+Python. ``engine="fit"`` runs the reference ``Program`` instead (``supermask.engine.fit``:
+Keras ``fit`` per chunk and ``evaluate`` at each record point, one model at a time).
 """
 
 import math
@@ -128,10 +128,12 @@ def check_engine(engine):
     return engine
 
 
-def program_for(models, data, batch_size):
-    """The compiled ``Program`` of the active backend for ``models``."""
+def program_for(models, data, batch_size, engine=DEFAULT_ENGINE):
+    """The ``Program`` of ``engine`` (the active backend's compiled one, or ``fit``)."""
     name = backend.name()
-    if name == "jax":
+    if engine == "fit":
+        from supermask.engine import fit as module
+    elif name == "jax":
         from supermask.engine import jax as module
     elif name == "tensorflow":
         from supermask.engine import tensorflow as module
@@ -169,14 +171,8 @@ def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, s
         raise ConfigError(f"train_many needs one seed per model. Received {len(models)} models, {len(seeds)} seeds.")
     if not 0 <= start_iteration < iterations:
         raise ConfigError(f"start_iteration must be in [0, {iterations}). Received: {start_iteration}")
-    if check_engine(engine) == "fit":
-        from supermask.engine import fit
-
-        return [fit.train(m, data, iterations=iterations, batch_size=batch_size, seed=s, eval_every=eval_every,
-                          snapshot_iterations=snapshot_iterations, start_iteration=start_iteration,
-                          verbose=verbose) for m, s in zip(models, seeds)]
     start = time.perf_counter()
-    program = program_for(models, data, batch_size)
+    program = program_for(models, data, batch_size, check_engine(engine))
     streams = [BatchStream(len(data.x_train), batch_size, s) for s in seeds]
     for stream in streams:
         stream.take(start_iteration)
@@ -262,13 +258,15 @@ def program_signature(model):
 
 def check_same_program(models):
     """ConfigError unless ``models`` can share one compiled program (same layers, options,
-    variable shapes, loss and optimiser settings; names and seeds may differ)."""
+    variable shapes, loss and optimiser settings; names and seeds may differ). Returns
+    their ``program_signature``."""
     first = program_signature(models[0])
     for k, model in enumerate(models[1:], start=1):
         if program_signature(model) != first:
             raise ConfigError(f"Model {k} differs from model 0 (layers, shapes or optimiser): the compiled "
                               "engine trains several models together only when they share one program. "
                               "Train them separately, or pass engine='fit'.")
+    return first
 
 
 def _strip(config):

@@ -2,72 +2,43 @@
 
 This is how every run trained before the compiled engine (``engine="fit"``): simple and
 obviously Keras, but each chunk pays ``fit``'s and ``evaluate``'s set-up, and the two
-evaluations run outside the training program. Kept to check the compiled engine
-against (same batches, same history keys) and for models it cannot compile.
+evaluations run outside the training program. It is a ``Program`` like the compiled
+ones, so the driver's schedule, history and checks are the same for both; kept to check
+the compiled engine against and for models it cannot compile.
 """
 
-import time
-
-import keras
 import numpy as np
 
-from supermask.engine.driver import EVAL_BATCH_SIZE, BatchStream, Progress, TrainResult, chunk_ends
-from supermask.errors import TrainingError
+from supermask.engine.driver import EVAL_BATCH_SIZE
 
 
-def _evaluate(model, x, y):
-    if len(x) == 0:
-        return None, None
-    logs = model.evaluate(x, y, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
-    return float(logs["loss"]), float(logs["accuracy"])
+class Program:
+    """Train and evaluate ``models`` with Keras ``fit`` / ``evaluate``, one model at a time."""
 
+    def __init__(self, models, data, batch_size):
+        self.models, self.data, self.batch_size = models, data, batch_size
 
-def train(model, data, *, iterations, batch_size, seed=0, eval_every=100, snapshot_iterations=(),
-          start_iteration=0, verbose=1):
-    """Train one compiled ``model`` with ``fit``; arguments as ``driver.train_many``."""
-    from supermask.masks import get_weights
+    def train_chunk(self, indices):
+        """Fit each model on its batches ((K, steps, batch) indices); (K, 2) loss/accuracy sums."""
+        sums = []
+        for model, idx in zip(self.models, indices):
+            idx = np.asarray(idx).reshape(-1)
+            logs = model.fit(self.data.x_train[idx], self.data.y_train[idx], batch_size=self.batch_size,
+                             epochs=1, shuffle=False, verbose=0).history
+            steps = len(indices[0])  # fit reports the means over the chunk's steps
+            sums.append([logs["loss"][-1] * steps, logs["accuracy"][-1] * steps])
+        return np.asarray(sums, dtype=np.float64)
 
-    stream = BatchStream(len(data.x_train), batch_size, seed)
-    stream.take(start_iteration)
-    history, snapshots = [], {}
-    start = time.perf_counter()
+    def evaluate(self):
+        """``{split: (K, 2) array of mean loss and accuracy}`` for the non-empty splits."""
+        out = {}
+        for split in ("val", "test"):
+            x, y = getattr(self.data, f"x_{split}"), getattr(self.data, f"y_{split}")
+            if len(x):
+                logs = [m.evaluate(x, y, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
+                        for m in self.models]
+                out[split] = np.asarray([[r["loss"], r["accuracy"]] for r in logs], dtype=np.float64)
+        return out
 
-    def record(iteration, train_loss=None, train_acc=None):
-        val_loss, val_acc = _evaluate(model, data.x_val, data.y_val)
-        test_loss, test_acc = _evaluate(model, data.x_test, data.y_test)
-        history.append({
-            "iteration": iteration,
-            "epoch": iteration * batch_size / len(data.x_train),
-            "train_loss": train_loss, "train_accuracy": train_acc,
-            "val_loss": val_loss, "val_accuracy": val_acc,
-            "test_loss": test_loss, "test_accuracy": test_acc,
-            "seconds": time.perf_counter() - start,
-        })
-        return history[-1]
-
-    done, pending = start_iteration, []  # pending: (steps, loss, accuracy) since the last record
-    if done in snapshot_iterations:
-        snapshots[done] = get_weights(model)
-    record(done)
-    progress = Progress(iterations, 1, verbose)
-    for end in chunk_ends(done, iterations, eval_every, snapshot_iterations):
-        idx = stream.take(end - done).reshape(-1)
-        logs = model.fit(data.x_train[idx], data.y_train[idx], batch_size=batch_size,
-                         epochs=1, shuffle=False, verbose=0).history
-        loss, acc = logs["loss"][-1], logs["accuracy"][-1]
-        if not np.isfinite(loss):
-            raise TrainingError(
-                f"The training loss became {loss} between iterations {done} and {end}. "
-                "Lower the learning rate or check the data for NaNs."
-            )
-        pending.append((end - done, loss, acc))
-        done = end
-        if done in snapshot_iterations:
-            snapshots[done] = get_weights(model)
-        if done % eval_every == 0 or done == iterations:
-            steps = sum(p[0] for p in pending)
-            row = record(done, sum(p[0] * p[1] for p in pending) / steps,
-                         sum(p[0] * p[2] for p in pending) / steps)
-            pending = []
-            progress.update(done, [row])
-    return TrainResult(history, snapshots, time.perf_counter() - start)
+    def sync(self):
+        """Nothing to do: the models' variables are the state."""

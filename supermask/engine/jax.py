@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from supermask.engine.driver import check_same_program, eval_splits, program_signature
+from supermask.engine.driver import check_same_program, eval_splits
 
 _CACHE = {}  # (signature, K, batch size) -> (dataset, compiled functions); the last few only
 _CACHE_SIZE = 4
@@ -33,7 +33,7 @@ class Program:
     """Train and evaluate ``models`` (compiled, one architecture) as one JAX program."""
 
     def __init__(self, models, data, batch_size):
-        check_same_program(models)
+        signature = check_same_program(models)
         self.models = models
         for m in models:
             if not m.optimizer.built:
@@ -41,7 +41,7 @@ class Program:
         per_model = [([v.value for v in m.trainable_variables], [v.value for v in m.non_trainable_variables],
                       [v.value for v in m.optimizer.variables]) for m in models]
         self.state = jax.tree_util.tree_map(lambda *xs: _stack(xs), *per_model)
-        key = (program_signature(models[0]), len(models), int(batch_size))
+        key = (signature, len(models), int(batch_size))
         cached = _CACHE.get(key)
         if cached is None or cached[0] is not data:
             _CACHE.pop(key, None)
