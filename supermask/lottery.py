@@ -248,9 +248,9 @@ def _run_levels(trials, data, verbose, engine):
         flat = [job for seed_jobs in jobs.values() for job in seed_jobs]
         if verbose:
             kept = 100 * _planned_density(config, data, level)
+            count = f"{len(flat)} networks trained together" if len(flat) > 1 else "1 network"
             print(f"Level {level}/{config.levels}: {kept:.1f}% of weights remaining ({iterations} iterations, "
-                  f"{len(flat)} network{'s' if len(flat) > 1 else ''} trained together: "
-                  f"{_describe(jobs)}; backend {backend.name()})")
+                  f"{count}: {_describe(jobs)}; backend {backend.name()})")
         results, models = train_jobs(flat, data, level, verbose, engine)
         done = iter(zip(flat, results, models))
         for seed, seed_jobs in jobs.items():

@@ -9,11 +9,25 @@ seed-generator state of supermask layers is a variable too, so masks are fresh e
 step. K models run one after the other (the state of each lives in its own variables).
 """
 
+import logging
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from supermask.engine.driver import check_same_program, eval_splits
+
+
+class _ExpectedRetracing(logging.Filter):
+    """Drop TensorFlow's "triggered tf.function retracing" warning: this engine compiles one
+    chunk and one evaluation function per model on purpose (they hold its variables), so
+    every level of a lottery traces them anew, and the warning would only fill the logs."""
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+logging.getLogger("tensorflow").addFilter(_ExpectedRetracing())
 
 
 class _Single:
