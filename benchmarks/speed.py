@@ -242,6 +242,15 @@ def plain_torch(model_name, data, steps, repeats):
 # --- one backend -------------------------------------------------------------------------------
 
 
+def note(model_name, what, value):
+    """``value``, printed as it is measured: a long run shows its progress (and a run stopped
+    part-way what it had)."""
+    import keras
+
+    print(f"[{keras.backend.backend()}] {model_name} {what}: {value:.4f}", file=sys.stderr, flush=True)
+    return value
+
+
 def measure_backend(steps_fc, steps_conv, repeats, ks, models):
     import keras
 
@@ -266,8 +275,8 @@ def measure_backend(steps_fc, steps_conv, repeats, ks, models):
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                       metrics=["accuracy"], jit_compile=backend.jit_compile(),
                       steps_per_execution=backend.steps_per_execution())
-        row["keras_fit"] = per_epoch * median_time(
-            lambda: plain.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0), repeats)
+        row["keras_fit"] = note(model_name, "keras_fit", per_epoch * median_time(
+            lambda: plain.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0), repeats))
 
         def ours(engine, eval_every, k=1, period=steps):
             """Seconds per ``period`` steps in steady state: one train_many call of
@@ -280,13 +289,13 @@ def measure_backend(steps_fc, steps_conv, repeats, ks, models):
             seconds = {r["iteration"]: r["seconds"] for r in result.history}
             return statistics.median(seconds[period * (i + 1)] - seconds[period * i] for i in range(1, repeats + 1))
 
-        row["engine_fit_eval100"] = per_epoch * ours("fit", 100)
-        row["engine_eval100"] = per_epoch * ours("compiled", 100)
-        row["engine_eval_end"] = per_epoch * ours("compiled", steps)
+        row["engine_fit_eval100"] = note(model_name, "engine_fit_eval100", per_epoch * ours("fit", 100))
+        row["engine_eval100"] = note(model_name, "engine_eval100", per_epoch * ours("compiled", 100))
+        row["engine_eval_end"] = note(model_name, "engine_eval_end", per_epoch * ours("compiled", steps))
         if backend.name() == "jax":
-            row["fused_jax"] = per_epoch * fused_jax(model_name, data, steps, repeats)
+            row["fused_jax"] = note(model_name, "fused_jax", per_epoch * fused_jax(model_name, data, steps, repeats))
         if backend.name() == "torch":
-            row["plain_torch"] = per_epoch * plain_torch(model_name, data, steps, repeats)
+            row["plain_torch"] = note(model_name, "plain_torch", per_epoch * plain_torch(model_name, data, steps, repeats))
         row["ticket_epochs_per_second"] = {}
         k_steps = min(steps, 100)
         # TensorFlow and PyTorch train K models one after the other: on a CPU, K = 64 only adds time.
@@ -296,7 +305,8 @@ def measure_backend(steps_fc, steps_conv, repeats, ks, models):
             except Exception as exc:  # out of memory on a small machine
                 row["ticket_epochs_per_second"][str(k)] = f"failed: {type(exc).__name__}"
                 continue
-            row["ticket_epochs_per_second"][str(k)] = k * (k_steps / steps_per_epoch) / seconds
+            row["ticket_epochs_per_second"][str(k)] = note(model_name, f"ticket-epochs/s K={k}",
+                                                           k * (k_steps / steps_per_epoch) / seconds)
         out["models"][model_name] = row
         print(f"[{backend.name()}] {model_name}: done", file=sys.stderr, flush=True)
     return out
@@ -381,6 +391,8 @@ def main():
         return
     results = []
     wanted = [b for b in args.backends.split(",") if b in installed_backends()]
+    if not wanted:
+        parser.error(f"none of --backends {args.backends} is installed here")
     for name in wanted:
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
             path = tmp.name
@@ -389,16 +401,18 @@ def main():
         if args.steps_fc:
             cmd += ["--steps-fc", str(args.steps_fc)]
         print(f"measuring {name}...", flush=True)
-        proc = subprocess.run(cmd, env={**os.environ, "KERAS_BACKEND": name, "PYTHONPATH": str(ROOT)})
+        python_path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+        proc = subprocess.run(cmd, env={**os.environ, "KERAS_BACKEND": name, "PYTHONPATH": python_path})
         if proc.returncode == 0:
             results.append(json.loads(Path(path).read_text()))
         else:
             print(f"{name}: worker failed with exit status {proc.returncode}", file=sys.stderr)
         os.unlink(path)
-    report = {"machine": machine(), "batch_size": BATCH, "repeats": args.repeats, "results": results}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+        # Written after every backend, so a run stopped part-way keeps what it measured.
+        report = {"machine": machine(), "batch_size": BATCH, "repeats": args.repeats, "results": results}
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
     print(table(results))
     print(f"\nmachine: {report['machine']}\nwrote {out}")
 

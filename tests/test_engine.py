@@ -182,3 +182,64 @@ def test_supermask_seeds_together_equal_each_seed_alone(tmp_path, mnist):
                         store.load_arrays(paths.weights_final(tmp_path / "both" / "seed_1")))
     assert not np.array_equal(store.load_arrays(paths.weights_final(tmp_path / "both" / "seed_0"))["fc1/scores"],
                               store.load_arrays(paths.weights_final(tmp_path / "both" / "seed_1"))["fc1/scores"])
+
+
+torch_only = pytest.mark.skipif(keras.backend.backend() != "torch", reason="the PyTorch program")
+
+
+@torch_only
+def test_torch_adam_update_is_kerass_adam_bit_for_bit():
+    import torch
+
+    from supermask.engine.torch import adam_update
+
+    models = []
+    for _ in range(2):
+        keras.backend.clear_session()
+        models.append(masked_fc(seed=3))
+        models[-1].optimizer.build(models[-1].trainable_variables)
+    update = adam_update(models[1].optimizer, models[1].trainable_variables)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        grads = [torch.as_tensor(rng.normal(size=v.shape).astype(np.float32), device=v.value.device)
+                 for v in models[0].trainable_variables]
+        models[0].optimizer.apply(grads, models[0].trainable_variables)
+        update(grads)
+    for a, b in zip(models[0].trainable_variables + models[0].optimizer.variables,
+                    models[1].trainable_variables + models[1].optimizer.variables):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), err_msg=a.path)
+    assert int(keras.ops.convert_to_numpy(models[1].optimizer.iterations)) == 5
+    # Anything beyond a plain Adam goes through the optimiser's own apply.
+    for optimizer in (keras.optimizers.Adam(1e-3, clipnorm=1.0), keras.optimizers.Adam(1e-3, amsgrad=True),
+                      keras.optimizers.SGD(0.1, momentum=0.9),
+                      keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(1e-3, 100))):
+        optimizer.build(models[0].trainable_variables)
+        assert adam_update(optimizer, models[0].trainable_variables) is None
+
+
+def _cuda():
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@torch_only
+@pytest.mark.skipif(not _cuda(), reason="needs a CUDA device")
+@pytest.mark.parametrize("freeze_pruned", [False, True])
+def test_torch_cuda_graph_steps_equal_eager_steps(small_mnist, monkeypatch, freeze_pruned):
+    from supermask.engine import torch as torch_engine
+
+    runs = {}
+    for graphs in ("1", "0"):
+        monkeypatch.setenv("SUPERMASK_CUDA_GRAPHS", graphs)
+        keras.backend.clear_session()
+        model = masked_fc(freeze_pruned=freeze_pruned)
+        program = torch_engine.Program([model], small_mnist, 60)
+        sums = [program.train_chunk(batch_order(3000, 60, 250, seed=0)[None, a:b]) for a, b in ((0, 100), (100, 250))]
+        assert (program.singles[0].graph is not None) == (graphs == "1")
+        runs[graphs] = np.stack(sums), program.evaluate()["test"], M.get_weights(model)
+    np.testing.assert_allclose(runs["1"][0], runs["0"][0], rtol=1e-5)
+    np.testing.assert_allclose(runs["1"][1], runs["0"][1], rtol=1e-5)
+    assert_same_weights(runs["0"][2], runs["1"][2])

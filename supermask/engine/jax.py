@@ -7,7 +7,9 @@ chunk: for every step, gather the batch from the training split (placed on the d
 once), ``model.stateless_call``, the cross-entropy (plus any layer losses), the
 gradient and ``optimizer.stateless_apply``; it returns the sums of the step losses and
 accuracies. A second jitted function evaluates all K on the validation and test splits
-(batches of 1000, zero-padded, on the device). K = 1 runs without ``vmap``.
+(batches of 1000, zero-padded, on the device), ``vmap``ped over as many models at a time as
+``eval_group`` allows (64 conv tickets at once would need tens of GiB of activations).
+K = 1 runs without ``vmap``.
 
 The jitted functions only need the models' structure (``stateless_call`` takes the
 variables as arguments), so they are kept for the next ``Program`` of the same
@@ -19,10 +21,11 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
-from supermask.engine.driver import check_same_program, eval_splits
+from supermask.engine.driver import EVAL_BATCH_SIZE, check_same_program, eval_splits
 
 _CACHE = {}  # (signature, K, batch size) -> (dataset, compiled functions); the last few only
 _CACHE_SIZE = 4
+EVAL_MEMORY_BYTES = 2 * 2**30  # activations of the models evaluated at once
 
 
 def _stack(values):
@@ -127,5 +130,21 @@ def _compile(model, data, count):
 
         return (splits, jax.jit(lambda state, idx: squeezed(chunk)(state, idx[0]), donate_argnums=0),
                 jax.jit(squeezed(evaluate), donate_argnums=0))
-    return (splits, jax.jit(jax.vmap(chunk), donate_argnums=0),
-            jax.jit(jax.vmap(evaluate, in_axes=(0, None, None, None)), donate_argnums=0))
+    group = eval_group(model, count)
+
+    def evaluate_all(state, x, y, w):  # `group` models at a time, vmapped within a group
+        return jax.lax.map(lambda s: evaluate(s, x, y, w), state, batch_size=group)
+
+    return splits, jax.jit(jax.vmap(chunk), donate_argnums=0), jax.jit(evaluate_all, donate_argnums=0)
+
+
+def eval_group(model, count):
+    """How many of ``count`` models to evaluate at once: all, unless their activations for one
+    evaluation batch (the sum of the layers' output sizes, float32) would pass
+    ``EVAL_MEMORY_BYTES``; a conv net of 64 tickets would otherwise ask for tens of GiB."""
+    try:
+        per_example = sum(int(np.prod(layer.output.shape[1:])) for layer in model.layers)
+    except (AttributeError, ValueError, TypeError):  # outputs unknown: one model at a time
+        return 1
+    per_model = 4 * per_example * EVAL_BATCH_SIZE
+    return int(max(1, min(count, EVAL_MEMORY_BYTES // max(per_model, 1))))

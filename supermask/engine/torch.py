@@ -1,24 +1,95 @@
-"""The PyTorch program: a lean eager loop over a chunk's steps, data on the device.
+"""The PyTorch program: a lean loop over a chunk's steps, data on the device; on a GPU each
+step is one replayed CUDA graph.
 
 PyTorch runs eagerly, so what the compiled engines gain from fusing a chunk, this one
 gains by doing only the work a step needs: the training split and the evaluation
 batches are placed on the device once, and a step is the batch gather, the forward
-pass, the cross-entropy (plus layer losses), ``torch.autograd.grad`` and the Keras
-optimiser's ``apply``, without ``fit``'s data adapter, callbacks and metric objects;
-the step sums stay on the device until the chunk ends. For a ``keras.Sequential`` the
-forward pass calls each layer's ``call`` in turn, skipping ``Layer.__call__``'s
-per-call bookkeeping (input conversion, scopes), which is a fifth of a small step on a
-CPU and does nothing for built float32 layers. Evaluation runs under ``torch.no_grad``
-on batches of 1000. K models run one after the other.
+pass, the cross-entropy (plus layer losses), ``torch.autograd.grad`` and the optimiser
+update, without ``fit``'s data adapter, callbacks and metric objects; the step sums stay
+on the device until the chunk ends. For a ``keras.Sequential`` the forward pass calls
+each layer's ``call`` in turn, skipping ``Layer.__call__``'s per-call bookkeeping (input
+conversion, scopes), which is a fifth of a small step on a CPU and does nothing for
+built float32 layers.
+
+The update: for a plain Keras ``Adam`` (no clipping, weight decay, EMA, gradient
+accumulation, loss scaling, schedule, constraints or AMSGrad: the lottery papers'
+optimiser) ``adam_update`` runs the very tensor operations of Keras's torch ``Adam``
+on the optimiser's own variables, bit for bit, without ``apply``'s per-call Python
+bookkeeping and with its constants made device tensors once, so that nothing turns a
+Python number into a device tensor inside a step. Any other optimiser goes through its
+``apply``.
+
+On a CUDA device, with that update, no layer losses and no random layers (supermask
+layers draw from a ``SeedGenerator``, whose torch form reads its seed back to the host
+every step), the first steps of a model's first chunk run eagerly on a side stream (the
+warm-up CUDA graphs need) and the step is then captured once as a CUDA graph (batch
+gather to update, step sums included) and replayed for every later step: one launch per
+step instead of dozens. ``SUPERMASK_CUDA_GRAPHS=0`` turns that off. Evaluation runs
+eagerly under ``torch.no_grad`` on batches of 1000. K models run one after the other.
 """
 
 import inspect
+import os
+import warnings
 
 import keras
 import numpy as np
 import torch
 
 from supermask.engine.driver import check_same_program, eval_splits
+
+WARMUP_STEPS = 3  # eager steps on a side stream before a CUDA graph is captured
+
+
+def cuda_graphs_enabled():
+    """Whether a CUDA device may capture steps as graphs (``SUPERMASK_CUDA_GRAPHS``, default on)."""
+    return os.environ.get("SUPERMASK_CUDA_GRAPHS", "1") != "0"
+
+
+def adam_update(optimizer, variables):
+    """``fn(grads)``: one step of Keras's torch ``Adam`` on ``variables``, or None.
+
+    Follows ``keras/src/backend/torch/optimizers/torch_adam.py`` operation for operation
+    (same dtypes, same order, so the result is identical), then increments
+    ``optimizer.iterations`` as ``apply`` does. None unless ``optimizer`` is a plain Adam
+    (see the module docstring): then the caller uses ``optimizer.apply``.
+    """
+    keras_adam = isinstance(optimizer, keras.optimizers.Adam) and type(optimizer).__module__.startswith("keras.")
+    plain = (keras_adam and not optimizer.amsgrad
+             and optimizer.clipnorm is None and optimizer.clipvalue is None and optimizer.global_clipnorm is None
+             and optimizer.weight_decay is None and not optimizer.use_ema
+             and optimizer.gradient_accumulation_steps is None and optimizer.loss_scale_factor is None
+             and isinstance(optimizer.learning_rate, keras.Variable)
+             and all(v.constraint is None and not v.overwrite_with_gradient for v in variables))
+    if not plain:
+        return None
+    params = [v.value for v in variables]
+    dtype = params[0].dtype
+    if any(p.dtype != dtype for p in params):
+        return None
+    index = optimizer._get_variable_index  # the optimiser's own slot variables, as Keras looks them up
+    m_list = [optimizer._momentums[index(v)].value for v in variables]
+    v_list = [optimizer._velocities[index(v)].value for v in variables]
+    learning_rate, iterations = optimizer.learning_rate.value, optimizer.iterations.value
+    beta_1, beta_2, epsilon = optimizer.beta_1, optimizer.beta_2, optimizer.epsilon
+    beta_1_t = torch.tensor(beta_1, dtype=dtype, device=params[0].device)
+    beta_2_t = torch.tensor(beta_2, dtype=dtype, device=params[0].device)
+
+    @torch.no_grad()
+    def update(grads):
+        lr = learning_rate.to(dtype)
+        local_step = (iterations + 1).to(dtype)
+        alpha = lr * torch.sqrt(1 - torch.pow(beta_2_t, local_step)) / (1 - torch.pow(beta_1_t, local_step))
+        torch._foreach_mul_(m_list, beta_1)
+        torch._foreach_add_(m_list, grads, alpha=1 - beta_1)
+        torch._foreach_mul_(v_list, beta_2)
+        torch._foreach_add_(v_list, torch._foreach_mul(grads, grads), alpha=1 - beta_2)
+        torch._foreach_add_(params, torch._foreach_div(torch._foreach_mul(m_list, alpha),
+                                                       torch._foreach_add(torch._foreach_sqrt(v_list), epsilon)),
+                            alpha=-1)
+        iterations.add_(1)
+
+    return update
 
 
 class _Single:
@@ -30,25 +101,74 @@ class _Single:
         self.params = [v.value for v in self.variables]  # the torch tensors behind the Keras variables
         self.forward = _forward(model)
         self.has_losses = bool(model.losses)  # regularisers: their losses are recomputed every step
+        fast = adam_update(model.optimizer, self.variables)
+        self.update = fast or (lambda grads: model.optimizer.apply(grads, self.variables))
+        self.sums = torch.zeros(2, dtype=torch.float64, device=x_train.device)  # loss, correct predictions
+        random_layers = any("seed_generator" in v.path for v in model.non_trainable_variables)
+        self.graphable = (x_train.device.type == "cuda" and cuda_graphs_enabled() and fast is not None
+                          and not self.has_losses and not random_layers)
+        self.graph = self.graph_indices = None
 
     def _loss(self, logits, y):
         loss = torch.nn.functional.cross_entropy(logits, y)
         return loss + sum(self.model.losses) if self.has_losses else loss
 
+    def _step(self, idx):
+        """One training step on the batch ``idx`` ((batch,) int64 on the device), sums updated."""
+        x, y = self.x_train[idx], self.y_train[idx]
+        logits = self.forward(x, True)
+        loss = self._loss(logits, y)
+        grads = torch.autograd.grad(loss, self.params)
+        with torch.no_grad():
+            self.update(list(grads))
+            self.sums[0] += loss.detach()
+            self.sums[1] += (logits.argmax(dim=-1) == y).sum()
+
+    def _warm_up(self, indices):
+        """Run the first steps of ``indices`` eagerly on a side stream, as CUDA graphs need
+        before a capture; returns how many were run."""
+        warmup = min(WARMUP_STEPS, len(indices))
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for idx in indices[:warmup]:
+                self._step(idx)
+        torch.cuda.current_stream().wait_stream(stream)
+        return warmup
+
+    def _capture(self, idx):
+        """Capture one step on the batch buffer ``graph_indices`` (first holding ``idx``) as a
+        CUDA graph. Capture records the kernels without running them: the state is unchanged.
+        A step that cannot be captured leaves this model on the eager loop, with a warning."""
+        self.graph_indices = idx.clone()
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                self._step(self.graph_indices)
+        except RuntimeError as exc:
+            warnings.warn(f"A training step could not be captured as a CUDA graph, so it runs eagerly: {exc}",
+                          RuntimeWarning, stacklevel=3)
+            self.graphable = False
+            return
+        self.graph = graph
+
     def chunk(self, indices):
-        loss_sum = torch.zeros((), dtype=torch.float64, device=self.x_train.device)
-        correct = torch.zeros((), dtype=torch.int64, device=self.x_train.device)
-        for idx in indices:
-            x, y = self.x_train[idx], self.y_train[idx]
-            logits = self.forward(x, True)
-            loss = self._loss(logits, y)
-            grads = torch.autograd.grad(loss, self.params)
-            with torch.no_grad():
-                self.model.optimizer.apply(list(grads), self.variables)
-                loss_sum += loss.detach()
-                correct += (logits.argmax(dim=-1) == y).sum()
+        self.sums.zero_()
+        start = 0
+        if self.graphable and self.graph is None:
+            start = self._warm_up(indices)
+            if start < len(indices):  # else too short a chunk to capture: the next one will
+                self._capture(indices[start])
+        if self.graph is not None:
+            for idx in indices[start:]:
+                self.graph_indices.copy_(idx)
+                self.graph.replay()
+        else:
+            for idx in indices[start:]:
+                self._step(idx)
+        loss_sum, correct = self.sums.tolist()
         # Accuracy summed over steps as the other engines do: the mean of per-step means.
-        return np.array([float(loss_sum), float(correct) / indices.shape[1]])
+        return np.array([loss_sum, correct / indices.shape[1]])
 
     @torch.no_grad()
     def evaluate(self, x, y, w):

@@ -110,7 +110,10 @@ class MaskedLayer(KernelLayer):
     def effective_kernel(self):
         """The kernel the layer computes with: ``kernel * mask`` (see module docstring)."""
         if self.freeze_pruned:
-            frozen = ops.stop_gradient(self.kernel) * (1.0 - self.mask)
+            # ones_like rather than 1.0: no Python number becomes a device tensor in a step
+            # (a CUDA graph cannot capture that host-to-device copy).
+            mask = ops.convert_to_tensor(self.mask)
+            frozen = ops.stop_gradient(self.kernel) * (ops.ones_like(mask) - mask)
             return self.kernel * self.mask + frozen
         return self.kernel * self.mask
 
