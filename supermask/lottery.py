@@ -38,6 +38,8 @@ from supermask.config import MAX_SEED, LotteryConfig, to_dict
 from supermask.criteria import compute_scores
 from supermask.errors import ConfigError, SupermaskError
 from supermask.models import build_model, prunable_layers
+from supermask.results import (aggregate, format_aggregate, load_experiment, read_metrics, trial_rows,
+                               write_experiment_summary)
 from supermask.engine import train_many
 from supermask.pruning import density, overall_density, ones_like, prune_level
 from supermask.train import compile_model, make_optimizer, summarize, write_run_files
@@ -120,39 +122,6 @@ def _with_kernels(weights, kernels):
     return out
 
 
-def summary_rows(trial_dir, levels):
-    """One dict per finished level: density, best validation accuracy, test accuracy there..."""
-    rows = []
-    for level in range(levels + 1):
-        folder = paths.level(trial_dir, level)
-        if not folder.is_dir():
-            break
-        metrics = _read_metrics(folder)
-        s = metrics["summary"]
-        row = {"level": level, "percent_remaining": round(100 * metrics["overall_density"], 2),
-               "best_val_accuracy": s["best_val_accuracy"],
-               "test_accuracy_at_early_stop": s["test_accuracy_at_early_stop"],
-               "early_stop_iteration": s["early_stop_iteration"],
-               "final_test_accuracy": s["final_test_accuracy"]}
-        control = paths.control(folder)
-        c = _read_metrics(control)["summary"] if control.is_dir() else {}
-        row["control_best_val_accuracy"] = c.get("best_val_accuracy")
-        row["control_test_accuracy_at_early_stop"] = c.get("test_accuracy_at_early_stop")
-        row["control_early_stop_iteration"] = c.get("early_stop_iteration")
-        rows.append(row)
-    return rows
-
-
-def _read_metrics(folder):
-    """``metrics.json`` of a finished run folder; CorruptFileError if it lacks its summary."""
-    path = paths.metrics(folder)
-    metrics = store.read_json(path)
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("summary"), dict) \
-            or "overall_density" not in metrics:
-        raise store.CorruptFileError(f"{path} is corrupt: it lacks the run's summary.", path)
-    return metrics
-
-
 def format_table(rows):
     """The summary rows as an aligned text table."""
     def pct(x):
@@ -233,7 +202,7 @@ def _run_levels(trials, data, verbose, engine):
     for _, trial_dir in trials.values():
         level0 = paths.level(trial_dir, 0)
         if level0.is_dir():
-            trained_on = _read_metrics(level0).get("backend")
+            trained_on = read_metrics(level0).get("backend")
             if trained_on != backend.name():
                 raise ConfigError(f"{trial_dir} was trained with KERAS_BACKEND={trained_on}; resume it with "
                                   f"that backend, or choose another --root for {backend.name()}.")
@@ -261,7 +230,7 @@ def _run_levels(trials, data, verbose, engine):
                         store.save_arrays(paths.weights_rewind(tmp), result.snapshots[config.rewind_iteration])
     rows = {}
     for seed, (c, trial_dir) in trials.items():
-        rows[seed] = summary_rows(trial_dir, c.levels)
+        rows[seed] = trial_rows(trial_dir, c.levels)
         store.write_csv(paths.summary(trial_dir), rows[seed])
     return rows
 
@@ -288,6 +257,8 @@ def run(config, root, trials=1, data_dir=None, resume=False, verbose=1, redo_lev
     The experiment folder is ``root/<hash of the resolved config but seed and levels>``;
     its ``hparams.json`` records every resolved value. ``resume`` continues finished
     levels; ``redo_level`` (implies ``resume``) reruns that level and every later one.
+    At the end it writes the experiment's ``summary.csv`` (mean ± std over every trial in
+    its folder, ``supermask.results``) and, with several trials, prints that table.
     """
     from supermask.data import load_dataset
 
@@ -318,9 +289,17 @@ def run(config, root, trials=1, data_dir=None, resume=False, verbose=1, redo_lev
             print("Nothing to resume yet: no level of this experiment has finished. Starting it.")
     trials = {seed: (dataclasses.replace(config, seed=seed), paths.trial(experiment, seed)) for seed in seeds}
     results = run_trials(trials, data, verbose, redo_level=redo_level, engine=engine)
+    # The experiment as a whole: every trial in its folder, this run's and earlier ones.
+    everything = load_experiment(experiment).trials
+    summary = write_experiment_summary(experiment, everything)
     if verbose:
         for seed, rows in results.items():
             print(f"\nTrial {seed} ({paths.summary(trials[seed][1])}):\n{format_table(rows)}\n")
+        if len(everything) > 1:
+            seeds = ", ".join(map(str, sorted(everything)))
+            print(f"Mean ± std over {len(everything)} trials (seeds {seeds}; {summary}):\n"
+                  f"{format_aggregate(aggregate(everything))}\n")
+        print(f"Report with figures: python -m supermask.report {experiment}")
     return results
 
 

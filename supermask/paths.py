@@ -43,6 +43,11 @@ def experiment(root, config_hash):
     return Path(root) / config_hash
 
 
+def experiment_summary(experiment_dir):
+    """One row per level: mean and std over the experiment's trials."""
+    return Path(experiment_dir) / "summary.csv"
+
+
 def trial(experiment_dir, seed):
     return Path(experiment_dir) / f"trial_{seed}"
 
