@@ -38,8 +38,7 @@ from supermask.config import MAX_SEED, LotteryConfig, to_dict
 from supermask.criteria import compute_scores
 from supermask.errors import ConfigError, SupermaskError
 from supermask.models import build_model, prunable_layers
-from supermask.results import (aggregate, format_aggregate, load_experiment, read_metrics, trial_rows,
-                               write_experiment_summary)
+from supermask.results import format_aggregate, load_experiment, read_metrics, trial_rows, write_experiment_summary
 from supermask.engine import train_many
 from supermask.pruning import density, overall_density, ones_like, prune_level
 from supermask.train import compile_model, make_optimizer, summarize, write_run_files
@@ -290,15 +289,15 @@ def run(config, root, trials=1, data_dir=None, resume=False, verbose=1, redo_lev
     trials = {seed: (dataclasses.replace(config, seed=seed), paths.trial(experiment, seed)) for seed in seeds}
     results = run_trials(trials, data, verbose, redo_level=redo_level, engine=engine)
     # The experiment as a whole: every trial in its folder, this run's and earlier ones.
-    everything = load_experiment(experiment).trials
-    summary = write_experiment_summary(experiment, everything)
+    everything = load_experiment(experiment)
+    summary = write_experiment_summary(everything)
     if verbose:
         for seed, rows in results.items():
             print(f"\nTrial {seed} ({paths.summary(trials[seed][1])}):\n{format_table(rows)}\n")
-        if len(everything) > 1:
-            seeds = ", ".join(map(str, sorted(everything)))
-            print(f"Mean ± std over {len(everything)} trials (seeds {seeds}; {summary}):\n"
-                  f"{format_aggregate(aggregate(everything))}\n")
+        if len(everything.trials) > 1:
+            seeds = ", ".join(map(str, everything.seeds))
+            print(f"Mean ± std over {len(everything.trials)} trials (seeds {seeds}; {summary}):\n"
+                  f"{format_aggregate(everything.summary)}\n")
         print(f"Report with figures: python -m supermask.report {experiment}")
     return results
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from supermask import paths, results, store
+from supermask.cli import percent
 from supermask.errors import ConfigError
 
 # Okabe & Ito's colour-blind-safe palette (black last); curves past it change line style.
@@ -62,10 +63,9 @@ def _save(fig, folder, name):
     return name
 
 
-def _pct(mean, std=None):
-    if mean is None:
-        return "–"
-    return f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if std is not None else "")
+def _pct(mean, std):
+    """``mean ± std`` of accuracies, in percent (no unit: table cells)."""
+    return "–" if mean is None else f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
 # --- lottery experiments -------------------------------------------------------------------------
@@ -82,7 +82,7 @@ def lottery_figures(experiments, folder):
             ("early_stop_iteration", "early-stop iteration", 1, "early_stop_vs_remaining.png")):
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for i, exp in enumerate(experiments):
-            rows = exp.aggregate()
+            rows = exp.summary
             x = [r["percent_remaining_mean"] for r in rows]
             label = exp.label() if several else "ticket"
             for control in (False, True):
@@ -96,7 +96,7 @@ def lottery_figures(experiments, folder):
                             marker="o" if not control else "s", markersize=4, capsize=3,
                             label=(f"{label}, random reinit" if several else "random-reinit control")
                             if control else label)
-        _remaining_axis(ax, [r["percent_remaining_mean"] for e in experiments for r in e.aggregate()])
+        _remaining_axis(ax, [r["percent_remaining_mean"] for e in experiments for r in e.summary])
         ax.set_ylabel(ylabel)
         ax.set_title(_lottery_title(experiments, "test accuracy" if scale == 100 else "early stopping"))
         ax.legend(fontsize=8)
@@ -126,7 +126,7 @@ def selected_levels(levels, count=4):
 def training_curves(exp, folder, name, levels=None):
     """Test accuracy vs iteration for a few levels of one experiment (mean over trials)."""
     plt = _pyplot()
-    rows = exp.aggregate()
+    rows = exp.summary
     remaining = {r["level"]: r["percent_remaining_mean"] for r in rows}
     levels = levels or selected_levels(remaining)
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -147,8 +147,9 @@ def training_curves(exp, folder, name, levels=None):
 
 def _mean_curve(histories, key):
     """Iterations recorded by every history and the mean of ``key`` there."""
-    common = sorted(set.intersection(*[{r["iteration"] for r in h if r[key] is not None} for h in histories]))
-    values = [[{r["iteration"]: r[key] for r in h}[it] for it in common] for h in histories]
+    curves = [{r["iteration"]: r[key] for r in h if r[key] is not None} for h in histories]
+    common = sorted(set.intersection(*map(set, curves)))
+    values = [[curve[it] for it in common] for curve in curves]
     return np.asarray(common), np.mean(np.asarray(values, dtype=np.float64), axis=0)
 
 
@@ -161,14 +162,14 @@ def lottery_markdown(experiments, figures):
                   f"Folder `{exp.path}`; trials (seeds) {', '.join(map(str, exp.seeds))}; "
                   f"{h.get('iterations', '?')} iterations per level, batch {h.get('batch_size', '?')}, "
                   f"{h.get('optimizer', 'adam')} lr {h.get('learning_rate', '?')}, reset `{h.get('reset', 'init')}`, "
-                  f"pruning rates fc {h.get('rate_fc', '?')} / conv {h.get('rate_conv', '–')} / output "
-                  f"{h.get('rate_output', '?')}.", "",
+                  f"pruning rates fc {h.get('rate_fc') or '–'} / conv {h.get('rate_conv') or '–'} / output "
+                  f"{h.get('rate_output') or '–'}.", "",
                   "Test accuracy at early stop (the iteration of best validation accuracy) and that iteration, "
                   "mean ± std over trials:", "",
                   "| level | % remaining | trials | ticket test acc. (%) | ticket early-stop it. | "
                   "control test acc. (%) | control early-stop it. |",
                   "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for r in exp.aggregate():
+        for r in exp.summary:
             def its(k):
                 m, s = r[f"{k}_mean"], r[f"{k}_std"]
                 return "–" if m is None else f"{m:.0f} ± {s:.0f}"
@@ -235,15 +236,15 @@ def _run_label(h):
 def run_markdown(hparams, metrics, figures):
     s = metrics.get("summary", {})
     lines = [f"# {_run_label(hparams)}", "",
-             f"Best validation accuracy {_pct(s.get('best_val_accuracy'))} % at iteration "
-             f"{s.get('early_stop_iteration', '–')}; test accuracy there {_pct(s.get('test_accuracy_at_early_stop'))} %; "
-             f"final test accuracy {_pct(s.get('final_test_accuracy'))} %."]
+             f"Best validation accuracy {percent(s.get('best_val_accuracy'))} at iteration "
+             f"{s.get('early_stop_iteration', '-')}; test accuracy there {percent(s.get('test_accuracy_at_early_stop'))}; "
+             f"final test accuracy {percent(s.get('final_test_accuracy'))}."]
     final = metrics.get("final", {}).get("deterministic")
     if final:
-        lines += ["", f"Final test accuracy with the deterministic mask: {_pct(final.get('test_accuracy'))} %."]
+        lines += ["", f"Final test accuracy with the deterministic mask: {percent(final.get('test_accuracy'))}."]
     density = metrics.get("density")
     if isinstance(density, dict) and "total" in density:
-        lines += ["", f"Weights kept by the learned mask: {_pct(density['total']['inference'])} %."]
+        lines += ["", f"Weights kept by the learned mask: {percent(density['total']['inference'])}."]
     lines += [""] + [f"![{f}]({f})" for f in figures]
     return "\n".join(lines) + "\n"
 

@@ -80,11 +80,13 @@ def level_history(trial_dir, level, control=False):
 
 @dataclass(frozen=True)
 class Experiment:
-    """A lottery experiment read back: ``trials`` maps each seed to its ``trial_rows``."""
+    """A lottery experiment read back: ``trials`` maps each seed to its ``trial_rows``;
+    ``summary`` is their ``aggregate`` (mean ± std per level)."""
 
     path: Path
     hparams: dict
     trials: dict
+    summary: list
 
     @property
     def seeds(self):
@@ -101,9 +103,6 @@ class Experiment:
         if h.get("reset") not in (None, "init"):
             parts.append(f"reset {h['reset']}")
         return " · ".join(parts + actions)
-
-    def aggregate(self):
-        return aggregate(self.trials)
 
 
 def is_experiment(path):
@@ -129,7 +128,7 @@ def load_experiment(path):
             trials[seed] = rows
     if not trials:
         raise ConfigError(f"{path} has no finished level yet: run or --resume the experiment first.")
-    return Experiment(path, store.read_json(paths.hparams(path)), trials)
+    return Experiment(path, store.read_json(paths.hparams(path)), trials, aggregate(trials))
 
 
 def find_experiments(root):
@@ -181,13 +180,14 @@ def format_aggregate(rows):
     """The ``aggregate`` rows as an aligned text table (accuracies in percent)."""
     def acc(row, name):
         m, s = row[f"{name}_mean"], row[f"{name}_std"]
-        return "       -      " if m is None else f"{100 * m:6.2f} ± {100 * s:4.2f}"
+        return "-" if m is None else f"{100 * m:6.2f} ± {100 * s:4.2f}"
 
     def its(row, name):
         m, s = row[f"{name}_mean"], row[f"{name}_std"]
-        return "       -      " if m is None else f"{m:7.0f} ± {s:5.0f}"
+        return "-" if m is None else f"{m:7.0f} ± {s:5.0f}"
 
-    lines = [" level  % left  trials  test@es (ticket)  es iter (ticket) | test@es (control)  es iter (control)"]
+    lines = [f" level  % left  trials  {'test@es (ticket)':>16}  {'es iter (ticket)':>16} | "
+             f"{'test@es (control)':>17}  {'es iter (control)':>17}"]
     for r in rows:
         lines.append(f" {r['level']:>5}  {r['percent_remaining_mean']:6.2f}  {r['trials']:>6}  "
                      f"{acc(r, 'test_accuracy_at_early_stop'):>16}  {its(r, 'early_stop_iteration'):>16} | "
@@ -196,11 +196,12 @@ def format_aggregate(rows):
     return "\n".join(lines)
 
 
-def write_experiment_summary(experiment_dir, trials):
-    """Write ``<experiment>/summary.csv``: the ``aggregate`` rows, seeds joined by spaces."""
-    rows = [{**r, "seeds": " ".join(map(str, r["seeds"]))} for r in aggregate(trials)]
-    store.write_csv(paths.experiment_summary(experiment_dir), rows)
-    return paths.experiment_summary(experiment_dir)
+def write_experiment_summary(experiment):
+    """Write ``<experiment>/summary.csv`` from an ``Experiment``: its ``summary`` rows, seeds
+    joined by spaces; returns the file's path."""
+    rows = [{**r, "seeds": " ".join(map(str, r["seeds"]))} for r in experiment.summary]
+    store.write_csv(paths.experiment_summary(experiment.path), rows)
+    return paths.experiment_summary(experiment.path)
 
 
 # --- single runs and init sweeps ----------------------------------------------------------------
