@@ -316,7 +316,11 @@ def report(path, out=None):
     else:
         found = results.find_experiments(path)
         if not found:
-            raise ConfigError(f"{path} holds no lottery experiment, run folder or init-sweep CSV.")
+            inside = next((p for p in path.resolve().parents if results.is_experiment(p)), None)
+            hint = (f"it lies inside the experiment {inside}: report that folder" if inside else
+                    "give an experiment folder (<root>/<hash>, holding hparams.json and trial_<seed>/), a root "
+                    "holding some, a run folder or an init-sweep CSV")
+            raise ConfigError(f"{path} holds no lottery experiment, run folder or init-sweep CSV; {hint}.")
         experiments = [results.load_experiment(p) for p in found]
         write = lambda folder: _write(folder, lottery_figures(experiments, folder),
                                       lambda figs: lottery_markdown(experiments, figs))

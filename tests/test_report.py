@@ -120,6 +120,8 @@ def test_bad_paths_give_one_clear_error(tmp_path, experiment):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="holds no lottery experiment, run folder or init-sweep CSV"):
         report.report(tmp_path / "empty")
+    with pytest.raises(ConfigError, match=f"lies inside the experiment {experiment.resolve()}: report that folder"):
+        report.report(paths.level(paths.trial(experiment, 0), 0))
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ConfigError, match="is not an init-sweep CSV: it needs the columns"):
         report.report(tmp_path / "other.csv")
