@@ -71,9 +71,10 @@ def _pct(mean, std):
 # --- lottery experiments -------------------------------------------------------------------------
 
 
-def lottery_figures(experiments, folder):
+def lottery_figures(experiments, folder, curves=True, subject=None):
     """Write the lottery figures of ``experiments`` (a list of ``results.Experiment``) into
-    ``folder``; returns the file names."""
+    ``folder`` (with ``curves``, also each experiment's training curves); ``subject`` names them in
+    the titles (default: the experiment's label, or their count); returns the file names."""
     plt = _pyplot()
     names = []
     several = len(experiments) > 1
@@ -98,19 +99,19 @@ def lottery_figures(experiments, folder):
                             if control else label)
         _remaining_axis(ax, [r["percent_remaining_mean"] for e in experiments for r in e.summary])
         ax.set_ylabel(ylabel)
-        ax.set_title(_lottery_title(experiments, "test accuracy" if scale == 100 else "early stopping"))
+        ax.set_title(_lottery_title(experiments, "test accuracy" if scale == 100 else "early stopping", subject))
         ax.legend(fontsize=8)
         names.append(_save(fig, folder, name))
-    for i, exp in enumerate(experiments):
+    for exp in experiments if curves else ():
         names.append(training_curves(exp, folder, f"training_curves_{exp.path.name}.png"))
     return names
 
 
-def _lottery_title(experiments, what):
+def _lottery_title(experiments, what, subject=None):
     first = experiments[0]
     trials = sorted({len(e.trials) for e in experiments})
     n = "/".join(map(str, trials))
-    subject = first.label() if len(experiments) == 1 else f"{len(experiments)} experiments"
+    subject = subject or (first.label() if len(experiments) == 1 else f"{len(experiments)} experiments")
     return f"{subject}: {what}, mean ± std over {n} trial{'s' if trials != [1] else ''}"
 
 
@@ -145,12 +146,17 @@ def training_curves(exp, folder, name, levels=None):
     return _save(fig, folder, name)
 
 
+def _curves(histories, key):
+    """Iterations recorded by every history, and ``key`` there: (iterations, [history, iteration])."""
+    curves = [{r["iteration"]: r[key] for r in h if r.get(key) is not None} for h in histories]
+    common = sorted(set.intersection(*map(set, curves)))
+    return np.asarray(common), np.asarray([[curve[it] for it in common] for curve in curves], dtype=np.float64)
+
+
 def _mean_curve(histories, key):
     """Iterations recorded by every history and the mean of ``key`` there."""
-    curves = [{r["iteration"]: r[key] for r in h if r[key] is not None} for h in histories]
-    common = sorted(set.intersection(*map(set, curves)))
-    values = [[curve[it] for it in common] for curve in curves]
-    return np.asarray(common), np.mean(np.asarray(values, dtype=np.float64), axis=0)
+    its, values = _curves(histories, key)
+    return its, values.mean(axis=0)
 
 
 def lottery_markdown(experiments, figures):
@@ -225,6 +231,28 @@ def run_figures(hparams, metrics, folder):
     return names
 
 
+def runs_figure(groups, folder, name, title):
+    """Test accuracy over training epochs of groups of runs, one curve per group (the mean
+    over its runs, a band for their spread: min to max), from the first record after the start
+    (the untrained point would flatten the curves); ``groups``: ``{label: [(hparams, metrics), ...]}``."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for i, (label, runs) in enumerate(groups.items()):
+        its, values = _curves([[r for r in m["history"] if r["iteration"] > 0] for _, m in runs], "test_accuracy")
+        acc = values.mean(axis=0)
+        epochs = its * runs[0][1]["epochs"] / runs[0][1]["iterations"]
+        ax.plot(epochs, 100 * acc, color=_colour(i), label=f"{label} ({len(runs)} run{'s' if len(runs) > 1 else ''})")
+        if len(runs) > 1:
+            ax.fill_between(epochs, 100 * values.min(axis=0), 100 * values.max(axis=0), color=_colour(i),
+                            alpha=0.2, linewidth=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, folder, name)
+
+
 def _run_label(h):
     parts = [f"{h.get('model', '?')}/{h.get('dataset', '?')}"]
     if "learner" in h:
@@ -270,9 +298,11 @@ def init_sweep_figure(rows, folder, title):
         ax.set_title(f"Mask-1: {mask1}", fontsize=10)
     axes[0][0].set_ylabel("test accuracy, untrained (%)")
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center right", fontsize=7, title="mask criterion", title_fontsize=8)
+    right = 1 - 2.6 / fig.get_figwidth()  # room for the legend, which starts where the panels end
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(right, 0.5), fontsize=7, title="mask criterion",
+               title_fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1 - 2.6 / fig.get_figwidth(), 1))
+    fig.tight_layout(rect=(0, 0, right, 1))
     fig.savefig(folder / "init_sweep.png", dpi=DPI)
     plt.close(fig)
     return ["init_sweep.png"]
