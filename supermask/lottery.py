@@ -140,9 +140,10 @@ def run_trial(config, data, trial_dir, verbose=1, redo_level=None, engine=None):
 
 
 def run_trials(trials, data, verbose=1, redo_level=None, engine=None):
-    """Run (or finish) every level of several trials, level by level; {seed: summary rows}.
+    """Run (or finish) every level of several trials, level by level; {key: summary rows}.
 
-    ``trials``: ``{seed: (config, trial folder)}``, configs that differ only in their seed.
+    ``trials``: ``{key: (config, trial folder)}``, keyed by seed (``run``) or by
+    "<experiment>/trial_<seed>" (``run_many``); configs equal in ``SHARED_FIELDS``.
     At each level the networks of every trial still missing it, tickets and random-reinit
     controls (K = 2 per trial), train together in one ``train_many`` call; each trial's
     level folder is then written as one unit. Holds every trial's lock throughout
@@ -236,8 +237,10 @@ def _run_levels(trials, data, verbose, engine):
 
 def _describe(jobs):
     """"trial 0 (ticket, control), trial 1 (...)" for the progress line."""
-    return ", ".join(f"trial {seed} ({', '.join(j.folder.name or 'ticket' for j in js)})"
-                     for seed, js in jobs.items())
+    def name(key):
+        return f"trial {key}" if isinstance(key, int) else key
+
+    return ", ".join(f"{name(key)} ({', '.join(j.folder.name or 'ticket' for j in js)})" for key, js in jobs.items())
 
 
 def _planned_density(config, data, level):
@@ -274,18 +277,8 @@ def run(config, root, trials=1, data_dir=None, resume=False, verbose=1, redo_lev
     store.check_output_dir(root, "the experiments root (--root)")
     data = load_dataset(config.dataset, data_dir=data_dir, validation_size=config.validation_size)
     config = config.resolve(len(data.x_train))
-    experiment = paths.experiment(root, config.experiment_hash())
     seeds = [config.seed + t for t in range(trials)]
-    started = [s for s in seeds if paths.level(paths.trial(experiment, s), 0).is_dir()]
-    if started and not resume:
-        raise ConfigError(f"Experiment {experiment} already has finished levels for seeds {started}. "
-                          "Pass --resume to continue it, or choose another --root.")
-    hparams = {k: v for k, v in to_dict(config).items() if k not in ("seed", "levels")}
-    store.write_json(paths.hparams(experiment), hparams)
-    if verbose:
-        print(f"Experiment {experiment}")
-        if resume and not started:
-            print("Nothing to resume yet: no level of this experiment has finished. Starting it.")
+    experiment, _ = _prepare(config, root, seeds, resume, verbose)
     trials = {seed: (dataclasses.replace(config, seed=seed), paths.trial(experiment, seed)) for seed in seeds}
     results = run_trials(trials, data, verbose, redo_level=redo_level, engine=engine)
     # The experiment as a whole: every trial in its folder, this run's and earlier ones.
@@ -300,6 +293,67 @@ def run(config, root, trials=1, data_dir=None, resume=False, verbose=1, redo_lev
                   f"{format_aggregate(everything.summary)}\n")
         print(f"Report with figures: python -m supermask.report {experiment}")
     return results
+
+
+def _prepare(config, root, seeds, resume, verbose):
+    """The experiment folder of the resolved ``config`` with its hparams.json written;
+    ConfigError if some of ``seeds`` have finished levels and not ``resume``."""
+    experiment = paths.experiment(root, config.experiment_hash())
+    started = [s for s in seeds if paths.level(paths.trial(experiment, s), 0).is_dir()]
+    if started and not resume:
+        raise ConfigError(f"Experiment {experiment} already has finished levels for seeds {started}. "
+                          "Pass --resume to continue it, or choose another --root.")
+    hparams = {k: v for k, v in to_dict(config).items() if k not in ("seed", "levels")}
+    store.write_json(paths.hparams(experiment), hparams)
+    if verbose:
+        print(f"Experiment {experiment}")
+        if resume and not started:
+            print("Nothing to resume yet: no level of this experiment has finished. Starting it.")
+    return experiment, started
+
+
+# What every network of one train_many call shares: the architecture and the budget. Experiments
+# may differ in anything else (criterion, Mask-1 / Mask-0 actions, pruning rates, control, seed).
+SHARED_FIELDS = ("model", "dataset", "iterations", "batch_size", "learning_rate", "eval_every", "validation_size",
+                 "levels", "rewind_iteration")
+
+
+def run_many(configs, root, data_dir=None, verbose=1, engine=None):
+    """Run (or resume) the trial of each config, all of them together level by level: one
+    ``train_many`` call per level holds every experiment's networks (K tickets in one program).
+
+    ``configs``: LotteryConfigs equal in ``SHARED_FIELDS``; each is the trial ``config.seed`` of
+    the experiment it hashes to under ``root`` (as ``run`` would write it). Finished levels are
+    kept. Returns ``{experiment folder: {seed: summary rows}}`` and writes each experiment's
+    summary.csv.
+    """
+    from supermask.data import load_dataset
+
+    if not configs:
+        return {}
+    first = configs[0]
+    for c in configs[1:]:
+        differ = [f for f in SHARED_FIELDS if getattr(c, f) != getattr(first, f)]
+        if differ:
+            raise ConfigError(f"Experiments run together must share {', '.join(SHARED_FIELDS)}; these differ in "
+                              f"{', '.join(differ)}. Run them separately.")
+    store.check_output_dir(root, "the experiments root (--root)")
+    data = load_dataset(first.dataset, data_dir=data_dir, validation_size=first.validation_size)
+    trials = {}
+    for c in configs:
+        c = c.resolve(len(data.x_train))
+        experiment, _ = _prepare(c, root, [c.seed], True, 0)
+        key = f"{experiment.name}/trial_{c.seed}"
+        if key in trials:
+            raise ConfigError(f"Trial {key} is given twice; give each (experiment, seed) once.")
+        trials[key] = (c, paths.trial(experiment, c.seed))
+    rows = run_trials(trials, data, verbose, engine=engine)
+    out = {}
+    for key, (c, trial_dir) in trials.items():
+        out.setdefault(trial_dir.parent, {})[c.seed] = rows[key]
+    for experiment in out:
+        write_experiment_summary(load_experiment(experiment))
+    return out
 
 
 def build_parser():

@@ -351,9 +351,18 @@ def report(path, out=None):
                     "give an experiment folder (<root>/<hash>, holding hparams.json and trial_<seed>/), a root "
                     "holding some, a run folder or an init-sweep CSV")
             raise ConfigError(f"{path} holds no lottery experiment, run folder or init-sweep CSV; {hint}.")
-        experiments = [results.load_experiment(p) for p in found]
-        write = lambda folder: _write(folder, lottery_figures(experiments, folder),
-                                      lambda figs: lottery_markdown(experiments, figs))
+        return lottery_report([results.load_experiment(p) for p in found], out)
+    return _replace(out, write)
+
+
+def lottery_report(experiments, out, subject=None):
+    """Write the report of the ``results.Experiment`` list into folder ``out`` (replaced as a
+    whole); returns ``(out, files)``."""
+    return _replace(Path(out), lambda folder: _write(folder, lottery_figures(experiments, folder, subject=subject),
+                                                      lambda figs: lottery_markdown(experiments, figs)))
+
+
+def _replace(out, write):
     store.check_output_dir(out, "the report folder (--out)", overwrite=True)
     if out.is_dir() and any(out.iterdir()) and not (out / "report.md").is_file():
         raise ConfigError(f"{out} exists and holds something other than a report; it will not be replaced. "

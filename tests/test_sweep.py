@@ -1,0 +1,195 @@
+"""supermask.sweep: grids of experiments on the local executor and on a local Ray.
+
+The sweep only orchestrates library calls tested on every backend elsewhere, so the grids run
+on JAX alone; spec parsing and grid expansion run everywhere.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from supermask import paths, store, sweep
+from supermask.errors import ConfigError
+
+on_jax = pytest.mark.skipif(keras.backend.backend() != "jax", reason="orchestration only: run once, on JAX")
+ROOT = Path(__file__).resolve().parents[1]
+
+SPEC = """
+kind = "lottery"
+[fixed]
+model = "fc"
+iterations = 20
+eval_every = 10
+levels = 1
+trials = 2
+[grid]
+criterion = ["large_final", "random", "no_such_criterion"]
+"""
+
+
+def write_spec(folder, text=SPEC, name="grid"):
+    path = Path(folder) / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def test_grid_expands_trials_into_seeds_and_groups_them(tmp_path):
+    spec = sweep.load_spec(write_spec(tmp_path), root=tmp_path / "out")
+    points = sweep.expand(spec)
+    assert [(p.fields["criterion"], p.fields["seed"]) for p in points] == [
+        ("large_final", 0), ("large_final", 1), ("random", 0), ("random", 1),
+        ("no_such_criterion", 0), ("no_such_criterion", 1)]
+    assert all(p.error is None for p in points[:4])
+    assert "Unknown mask criterion" in points[4].error or "criterion" in points[4].error
+    tasks = sweep.tasks(spec, points)  # same architecture and budget: one program, level by level
+    assert [[(p.fields["criterion"], p.config.seed) for p in t] for t in tasks] == [
+        [("large_final", 0), ("large_final", 1), ("random", 0), ("random", 1)]]
+    assert [len(t) for t in sweep.tasks(spec, points, per_task=3)] == [3, 1]
+    folders = {sweep.point_folder(spec, p) for p in points[:4]}
+    assert len(folders) == 4 and all(f.name in ("trial_0", "trial_1") for f in folders)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("kind = 'nope'", "kind must be one of"),
+    ("kind = 'lottery'\n[grid]\ncriterion = 'large_final'", "must be a non-empty list"),
+    ("kind = 'lottery'\n[fixed]\nlevels = 1\n[grid]\nlevels = [1, 2]", "in both [fixed] and [grid]"),
+    ("kind = 'lottery'\n[grid]\ncritrion = ['random']", "unknown field(s) critrion"),
+    ("kind = 'lottery'\nextra = 1", "unknown top-level key"),
+    ("kind = lottery", "not valid TOML"),
+])
+def test_bad_specs_are_one_clear_error(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+                       .replace("]", r"\]")):
+        sweep.load_spec(write_spec(tmp_path, text))
+
+
+def test_experiments_run_together_must_share_architecture_and_budget(tmp_path):
+    from supermask import lottery
+    from supermask.config import LotteryConfig
+
+    with pytest.raises(ConfigError, match="differ in iterations"):
+        lottery.run_many([LotteryConfig(iterations=10), LotteryConfig(iterations=20, criterion="random")], tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def test_missing_spec(tmp_path):
+    with pytest.raises(ConfigError, match="Cannot read the sweep spec"):
+        sweep.load_spec(tmp_path / "none.toml")
+
+
+def run(spec_path, root, *extra):
+    """The sweep command in a fresh process (as a user runs it): (exit status, output)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.run([sys.executable, "-m", "supermask.sweep", str(spec_path), "--root", str(root), *extra],
+                          capture_output=True, text=True, timeout=900, env=env)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def level_files(root):
+    return sorted(p for p in Path(root).rglob("metrics.json") if "trial_" in str(p))
+
+
+def outcome(root):
+    """Every point's masks and summary metrics, keyed by experiment hash / trial / level."""
+    out = {}
+    for metrics in level_files(root):
+        folder = metrics.parent
+        key = str(folder.relative_to(root))
+        summary = json.loads(metrics.read_text())["summary"]
+        masks = {k: v for k, v in store.load_arrays(paths.masks(folder)).items()}
+        out[key] = (summary, masks)
+    return out
+
+
+@pytest.fixture(scope="module")
+def local_grid(tmp_path_factory, mnist):
+    base = tmp_path_factory.mktemp("sweep_local")
+    spec = write_spec(base)
+    code, said = run(spec, base / "root")
+    return spec, base / "root", code, said
+
+
+@on_jax
+def test_local_grid_runs_reports_failure_and_resumes(local_grid):
+    spec, root, code, said = local_grid
+    assert code == 1, said  # the invalid points are failures
+    assert "Done 4, skipped (finished before) 0, failed 2 of 6 points." in said
+    assert "FAILED criterion=no_such_criterion, seed=0" in said and "FAILED criterion=no_such_criterion, seed=1" in said
+    experiments = sorted((root / "lottery").iterdir())
+    assert len(experiments) == 2  # one experiment per valid criterion, each with both seeds exactly once
+    for exp in experiments:
+        assert sorted(p.name for p in exp.glob("trial_*")) == ["trial_0", "trial_1"]
+        assert all(paths.level(exp / f"trial_{s}", 1).is_dir() for s in (0, 1))
+    with open(root / "grid.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 4 * 2  # 4 points x levels 0, 1
+    assert {r["criterion"] for r in rows} == {"large_final", "random"}
+    assert (root / "grid_report" / "accuracy_vs_remaining.png").is_file()
+
+    # A second run does nothing; deleting one point recomputes only that point.
+    before = {p: p.stat().st_mtime_ns for p in level_files(root)}
+    code, said = run(spec, root)
+    assert "skipped (finished before) 4" in said and "Done 0" in said
+    assert {p: p.stat().st_mtime_ns for p in level_files(root)} == before
+    victim = experiments[1] / "trial_1"
+    store.remove_dir(victim)
+    code, said = run(spec, root, "--dry-run")
+    assert code == 0 and said.count(": to run") == 1 and "3 finished, 1 to run, 2 invalid" in said
+    code, said = run(spec, root)
+    assert "Done 1, skipped (finished before) 3" in said
+    after = {p: p.stat().st_mtime_ns for p in level_files(root)}
+    changed = {p for p in after if before.get(p) != after[p]}
+    assert changed and all(str(victim) in str(p) for p in changed)
+
+
+@on_jax
+def test_ray_grid_gives_the_local_results(local_grid, tmp_path):
+    ray = pytest.importorskip("ray")
+    spec, local_root, _, _ = local_grid
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {k: os.environ[k] for k in ("KERAS_BACKEND", "SUPERMASK_DATA") if k in os.environ}})
+    try:
+        loaded = sweep.load_spec(spec, root=tmp_path / "ray_root")
+        points = sweep.run_sweep(loaded, executor="ray", say=lambda *_: None)
+        assert sorted(p.status for p in points) == ["done"] * 4 + ["failed"] * 2
+        again = sweep.run_sweep(loaded, executor="ray", say=lambda *_: None)
+        assert sorted(p.status for p in again) == ["failed"] * 2 + ["skipped"] * 4
+    finally:
+        ray.shutdown()
+    ours, theirs = outcome(tmp_path / "ray_root"), outcome(local_root)
+    assert ours.keys() == theirs.keys() and len(ours) == 4 * 3  # levels 0, 1 and the control of 1
+    for key in ours:
+        (s1, m1), (s2, m2) = ours[key], theirs[key]
+        assert s1 == s2, key
+        assert m1.keys() == m2.keys() and all(np.array_equal(m1[k], m2[k]) for k in m1), key
+
+
+@on_jax
+def test_a_failing_task_is_reported_with_its_log_and_others_finish(tmp_path, mnist):
+    trained = tmp_path / "trained"
+    from supermask import train
+    from supermask.config import TrainConfig
+
+    train.run(TrainConfig(iterations=20, eval_every=10), out=trained, verbose=0)
+    spec = write_spec(tmp_path, f"""
+kind = "init_sweep"
+[fixed]
+criteria = "large_final,random"
+powers = "0,2"
+max_examples = 500
+[grid]
+run_dir = ["{trained}", "{tmp_path / 'missing'}"]
+""", name="sweeps")
+    points = sweep.run_sweep(sweep.load_spec(spec, root=tmp_path / "root"), say=lambda *_: None)
+    ok, bad = points
+    assert ok.status == "done" and Path(sweep.point_folder(sweep.load_spec(spec, root=tmp_path / "root"), ok)).is_file()
+    assert bad.status == "failed" and "missing" in bad.error and bad.log.is_file()
+    with open(tmp_path / "root" / "sweeps.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 2 * 2  # 2 criteria x 2 powers of the good point
