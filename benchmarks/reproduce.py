@@ -27,6 +27,7 @@ with the default ``--out`` the summary table between the reproduction markers of
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -299,9 +300,13 @@ def main(argv=None, budget=None):
         readme_parts(readme)  # its markers are checked before any work
     rep = Reproduction(budget, work, verbose=0 if args.quiet else 1, read_only=args.report_only)
     command = "python benchmarks/reproduce.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    found = rep.run()
-    path = write_outputs(budget, found, args.out, work, command, run_record(work, command, not args.report_only),
-                         readme)
+    # One reproduction per work folder runs at a time; --report-only only reads it.
+    lock = contextlib.nullcontext() if args.report_only else store.exclusive_lock(
+        work / ".lock", f"The reproduction in {work}", rerun="run it again (it continues where it stopped)")
+    with lock:
+        found = rep.run()
+        path = write_outputs(budget, found, args.out, work, command,
+                             run_record(work, command, not args.report_only), readme)
     print(f"Wrote {path} and its figures in {Path(args.out) / 'reproduction'}")
     return path
 

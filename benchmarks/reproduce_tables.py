@@ -150,17 +150,18 @@ def early_stop_section(exp):
                     "![early-stop iteration](reproduction/imp/early_stop_vs_remaining.png)", ""]
 
 
-def ablation_table(rows_by_name, levels, header):
-    """Rows ``(name, extra cells, Experiment, key)`` as test accuracy at the given levels."""
-    cols = " | ".join(f"{lvl}" for lvl in levels)
-    lines = [f"| {header} | {cols} |", "| --- | --- |" + " ---: |" * len(levels)]
-    for name, extra, exp, key in rows_by_name:
+def ablation_table(imp, rows, levels, header):
+    """Rows ``(name, extra cell, Experiment, key)`` as test accuracy at ``levels``, the header
+    naming each level's % of weights remaining (from ``imp``)."""
+    head = " | ".join(f"{remaining(imp, lvl)} %" for lvl in levels)
+    lines = [f"| {header} | {head} |", "| --- | --- |" + " ---: |" * len(levels)]
+    for name, extra, exp, key in rows:
         cells = " | ".join(pm(level_values(exp, lvl, key)) for lvl in levels)
         lines.append(f"| {name} | {extra} | {cells} |")
     return lines
 
 
-def ablation_levels(imp, experiments):
+def ablation_levels(experiments):
     last = min(max(r["level"] for rows in e.trials.values() for r in rows) for e in experiments)
     return [lvl for lvl in REPORT_LEVELS if 0 < lvl <= last]
 
@@ -168,14 +169,11 @@ def ablation_levels(imp, experiments):
 def criteria_section(imp, experiments):
     if not experiments:
         return []
-    levels = ablation_levels(imp, experiments)
-    head = " | ".join(f"{remaining(imp, lvl)} %" for lvl in levels)
     rows = [("large_final (the lottery ticket)", r"\|w_final\|", imp, "test_accuracy_at_early_stop")]
     rows += [(e.hparams["criterion"], CRITERION_FORMULA.get(e.hparams["criterion"], ""), e,
               "test_accuracy_at_early_stop") for e in experiments]
     claim, source = PAPER["criteria"]
-    table = ablation_table(rows, levels, "mask criterion | score")
-    table[0] = f"| mask criterion | score | {head} |"
+    table = ablation_table(imp, rows, ablation_levels(experiments), "mask criterion | score")
     return ["## 3. Mask criteria (Zhou et al.): which weights to keep", "",
             "The same IMP loop (reset kept weights to init, pruned weights zero), scoring the weights by "
             "each criterion; test accuracy (%) at early stop, mean ± std over trials, at the weights "
@@ -191,15 +189,12 @@ CRITERION_FORMULA = {"magnitude_increase": r"\|w_final\| − \|w_init\|", "movem
 def mask1_section(imp, experiments):
     if not experiments:
         return []
-    levels = ablation_levels(imp, experiments)
-    head = " | ".join(f"{remaining(imp, lvl)} %" for lvl in levels)
     rows = [("none (the lottery ticket)", SIGN_KEEPING["none"], imp, "test_accuracy_at_early_stop"),
             ("random_reinit (the control)", SIGN_KEEPING["random_reinit"], imp,
              "control_test_accuracy_at_early_stop")]
     rows += [(e.hparams["mask1"], SIGN_KEEPING.get(e.hparams["mask1"], "?"), e, "test_accuracy_at_early_stop")
              for e in experiments]
-    table = ablation_table(rows, levels, "Mask-1 action | keeps the init's signs")
-    table[0] = f"| Mask-1 action | keeps the init's signs | {head} |"
+    table = ablation_table(imp, rows, ablation_levels(experiments), "Mask-1 action | keeps the init's signs")
     claim, source = PAPER["mask1"]
     return ["## 4. Mask-1 actions: what the kept weights start from", "",
             "large_final masks; the kept weights restart from the action's values (pruned ones zero). "

@@ -229,10 +229,11 @@ def check_output_file(path, what="the output file"):
 
 
 @contextmanager
-def exclusive_lock(path, what):
+def exclusive_lock(path, what, rerun="rerun (with --resume for a lottery experiment)"):
     """Hold an exclusive ``flock`` on the file ``path`` for the block, or raise LockedError.
 
-    ``what`` names the locked thing in the message ("trial runs/x/trial_0"). The lock
+    ``what`` names the locked thing in the message ("trial runs/x/trial_0"), ``rerun`` how to
+    continue once it is free. The lock
     file holds the holder's PID, so a second process can say who holds it; the kernel
     drops the lock when the holder exits or is killed, so no stale lock survives.
     """
@@ -248,7 +249,7 @@ def exclusive_lock(path, what):
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise LockedError(f"{what} is in use by another process (PID {holder}). Wait for it to "
-                              "finish, or stop it and rerun (with --resume for a lottery experiment).") from None
+                              f"finish, or stop it and {rerun}.") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         try:

@@ -285,10 +285,15 @@ def run_sweep(spec, executor="local", workers=1, dry_run=False, ray_address=None
             + f"; {elapsed / 60:.1f} min elapsed{eta}")
 
     if todo:
-        logs.mkdir(parents=True, exist_ok=True)
         run = executors.get(executor)
-        run([(task_payload(spec, t), t[0].log) for t in todo], lambda i, error: finished(todo[i], error),
-            workers=workers, ray_address=ray_address, cpus_per_task=cpus_per_task, gpus_per_task=gpus_per_task)
+        logs.mkdir(parents=True, exist_ok=True)
+        # One sweep of a spec at a time (a second stops here with the holder's PID); other sweeps
+        # on the same root meet each trial's own lock, reported as that point's failure.
+        with store.exclusive_lock(logs.parent / f"{spec.name}.lock", f"The sweep {spec.name} under {spec.root}",
+                                  rerun="run the sweep again (it continues where it stopped)"):
+            run([(task_payload(spec, t), t[0].log) for t in todo], lambda i, error: finished(todo[i], error),
+                workers=workers, ray_address=ray_address, cpus_per_task=cpus_per_task,
+                gpus_per_task=gpus_per_task)
     say(summary(points, names))
     csv_path = write_grid_csv(spec, points)
     if csv_path:

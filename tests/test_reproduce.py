@@ -208,3 +208,13 @@ def test_conv_rows_say_why_they_did_not_run(tmp_path, monkeypatch):
     reason = reproduce.Reproduction(budget, tmp_path / "work", verbose=0).conv()
     assert reason.startswith("not run: CIFAR-10 is not on this machine")
     assert not (tmp_path / "work").exists()
+
+
+@on_jax
+def test_a_second_reproduction_in_the_same_work_folder_refuses(tmp_path):
+    from supermask import store
+
+    with store.exclusive_lock(tmp_path / "work" / ".lock", "held by this test"):
+        with pytest.raises(store.LockedError, match="The reproduction in .* is in use by another process"):
+            reproduce.main(["--quick", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")], budget=TINY)
+    assert not (tmp_path / "work" / "lottery").exists() and not (tmp_path / "out").exists()

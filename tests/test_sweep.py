@@ -199,3 +199,11 @@ run_dir = ["{trained}", "{tmp_path / 'missing'}"]
     assert bad.status == "failed" and "missing" in bad.error and bad.log.is_file()
     with open(tmp_path / "root" / "sweeps.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 2 * 2  # 2 criteria x 2 powers of the good point
+
+
+def test_a_second_sweep_of_the_same_spec_refuses(tmp_path):
+    spec = sweep.load_spec(write_spec(tmp_path), root=tmp_path / "root")
+    with store.exclusive_lock(tmp_path / "root" / ".sweep" / "grid.lock", "held by this test"):
+        with pytest.raises(store.LockedError, match=f"The sweep grid under {tmp_path / 'root'} is in use"):
+            sweep.run_sweep(spec, say=lambda *_: None)
+    assert not (tmp_path / "root" / "lottery").exists()  # nothing started
