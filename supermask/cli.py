@@ -38,15 +38,27 @@ def add_config_arguments(parser, config_cls):
         choices = tuple(choices()) if callable(choices) else choices
         if choices:
             help_text += f"; one of: {', '.join(choices)}"
-        if f.default is not None:
+        if f.default not in (None, ()):
             help_text += f" (default: {f.default})"
         help_text = help_text.replace("%", "%%")
         if kind is bool:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
                                default=f.default, help=help_text)
         else:
-            group.add_argument(flag, dest=f.name, type=f.metadata.get("normalize", kind), default=f.default,
-                               choices=choices, metavar=f.name.upper(), help=help_text)
+            group.add_argument(flag, dest=f.name, type=_parse_with(f.metadata.get("normalize", kind)),
+                               default=f.default, choices=choices, metavar=f.name.upper(), help=help_text)
+
+
+def _parse_with(fn):
+    """``fn`` as an argparse type whose own error message (a ``SupermaskError``) reaches the user."""
+    def parse(text):
+        try:
+            return fn(text)
+        except SupermaskError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = getattr(fn, "__name__", "value")  # argparse names the type in its default message
+    return parse
 
 
 def add_run_arguments(parser, out_default=None):

@@ -44,7 +44,6 @@ def _names(module, registry):
     return names
 
 
-_models = _names("supermask.models", "MODELS")
 _datasets = _names("supermask.data", "DATASETS")
 _criteria = _names("supermask.criteria", "CRITERIA")
 _mask1_actions = _names("supermask.actions", "MASK1_ACTIONS")
@@ -91,26 +90,29 @@ def _set_ints(config, *names):
 class TrainConfig:
     """How to train one network densely (or with fixed masks)."""
 
-    model: str = field(default="fc", metadata={"help": "architecture", "choices": _models})
+    model: str = field(default="fc", metadata={
+        "help": "architecture: a built-in (fc, conv2, conv4, conv6) or your own builder as "
+                "package.module:function, called with input_shape=, num_classes= (and seed=)"})
     dataset: str = field(default="mnist", metadata={"help": "dataset ('fashion-mnist' is accepted too)",
                                                     "choices": _datasets, "normalize": _dataset_name})
     epochs: float = _help("training length in epochs of the training split (default: the paper's iterations)")
     iterations: int = _help("training length in iterations; overrides --epochs (default: the paper's: "
-                            "fc 50000, conv2 20000, conv4 25000, conv6 30000)")
+                            "fc 50000, conv2 20000, conv4 25000, conv6 30000; your own model: 10 epochs)")
     batch_size: int = _help("examples per step (default: the paper's, 60)")
-    learning_rate: float = _help("Adam learning rate (default: the paper's for the model)")
+    learning_rate: float = _help("Adam learning rate (default: the paper's for the model; your own model: 1e-3)")
     seed: int = field(default=0, metadata={"help": "fixes the initial weights and the data order"})
     eval_every: int = field(default=100, metadata={"help": "record validation and test metrics every N iterations"})
     validation_size: int = field(default=5000, metadata={"help": "training images held out for validation"})
 
     def __post_init__(self):
-        from supermask.data import DATASETS
+        from supermask.data import DATASETS, is_in_memory
         from supermask.models import get_spec
 
         get_spec(self.model)
-        dataset = _dataset_name(self.dataset)
-        if dataset not in DATASETS:
-            raise ConfigError(f"Unknown dataset {self.dataset!r}. Valid datasets: {', '.join(DATASETS)}.")
+        dataset = self.dataset if is_in_memory(self.dataset) else _dataset_name(self.dataset)
+        if dataset not in DATASETS and not is_in_memory(dataset):
+            raise ConfigError(f"Unknown dataset {self.dataset!r}. Valid datasets: {', '.join(DATASETS)}, or your "
+                              "own arrays through the Python API (data=...).")
         object.__setattr__(self, "dataset", dataset)
         _positive(self, "epochs", "learning_rate")
         _positive_int(self, "iterations", "batch_size", "eval_every")
@@ -136,9 +138,14 @@ class TrainConfig:
         """Training length in iterations: --iterations, else --epochs, else the paper's."""
         if self.iterations is not None:
             return int(self.iterations)
-        if self.epochs is not None:
+        epochs = self.epochs
+        if epochs is None and self.spec.iterations is None:  # your own model: CUSTOM_EPOCHS epochs
+            from supermask.models import CUSTOM_EPOCHS
+
+            epochs = CUSTOM_EPOCHS
+        if epochs is not None:
             steps_per_epoch = num_train_examples / self.resolved_batch_size()
-            return max(1, round(self.epochs * steps_per_epoch))
+            return max(1, round(epochs * steps_per_epoch))
         return self.spec.iterations
 
     def resolve(self, num_train_examples):
@@ -152,6 +159,50 @@ class TrainConfig:
         return dataclasses.replace(self, epochs=None, iterations=self.num_iterations(num_train_examples),
                                    batch_size=self.resolved_batch_size(),
                                    learning_rate=self.resolved_learning_rate())
+
+
+PRUNING_STRATEGIES = ("layerwise", "global")
+
+
+def _names_list(value):
+    """Layer names from "a,b", a list or a tuple, as a sorted tuple without duplicates."""
+    if value is None:
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    if not all(isinstance(v, str) for v in items):
+        raise ConfigError(f"prune_ignore must be layer names. Received: {value!r}")
+    return tuple(sorted({v.strip() for v in items if v.strip()}))
+
+
+def _rates_list(value):
+    """Per-layer rates from "a=0.3,b=0.1", a dict or (name, rate) pairs, as a sorted tuple of pairs."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        pairs = []
+        for item in (v.strip() for v in value.split(",") if v.strip()):
+            name, sep, rate = item.rpartition("=")
+            try:
+                pairs.append((name.strip(), float(rate)))
+            except ValueError:
+                sep = ""
+            if not sep or not name.strip():
+                raise ConfigError(f"layer_rates are written NAME=RATE,NAME=RATE. Received: {value!r}")
+    elif isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        try:
+            pairs = [tuple(pair) for pair in value]
+        except TypeError:
+            pairs = [()]
+        if not all(len(pair) == 2 for pair in pairs):
+            raise ConfigError(f"layer_rates must map layer names to rates. Received: {value!r}")
+    out = {}
+    for name, rate in pairs:
+        if not isinstance(name, str) or not _is_real(rate) or not 0 <= rate < 1:
+            raise ConfigError(f"Each layer rate must be a layer name and a number in [0, 1). Received: {name!r}={rate!r}")
+        out[name] = float(rate)
+    return tuple(sorted(out.items()))
 
 
 def _positive(config, *names):
@@ -216,10 +267,22 @@ class LotteryConfig(TrainConfig):
         "help": "Mask-0 action on pruned weights (mask: zero)", "choices": _mask0_actions})
     rewind_iteration: int = field(default=0, metadata={"help": "late rewinding: reset kept weights to their "
                                                                "values at this iteration of level 0 (0: to init)"})
-    rate_conv: float = _help("per-round pruning fraction of conv layers (default: conv2/conv4 0.1, conv6 0.15)")
+    rate_conv: float = _help("per-round pruning fraction of conv layers (default: conv2/conv4 0.1, conv6 0.15; "
+                             "your own model 0.1)")
     rate_fc: float = _help("per-round pruning fraction of hidden dense layers (default 0.2)")
-    rate_output: float = _help("per-round pruning fraction of the output layer (default 0.1)")
+    rate_output: float = _help("per-round pruning fraction of the output layer, the last prunable one (default 0.1)")
     control: bool = field(default=True, metadata={"help": "also train the random-reinit control of every level"})
+    pruning: str = field(default="layerwise", metadata={
+        "help": "layerwise: each layer loses its own rate of its weights per round (Frankle & Carbin); global: "
+                "one ranking over all pruned layers, --global-rate of their weights per round (open_lth's "
+                "sparse_global)", "choices": lambda: PRUNING_STRATEGIES})
+    global_rate: float = _help("--pruning global: per-round pruning fraction of all pruned weights together "
+                               "(default 0.2, open_lth's)")
+    prune_ignore: tuple = field(default=(), metadata={
+        "help": "comma-separated layer names that are never pruned (e.g. output)", "normalize": _names_list})
+    layer_rates: tuple = field(default=(), metadata={
+        "help": "per-layer pruning fractions overriding the kind's, as NAME=RATE,NAME=RATE (layer names as "
+                "in masks.h5, nested ones as block/dense)", "normalize": _rates_list})
 
     def __post_init__(self):
         super().__post_init__()
@@ -234,36 +297,92 @@ class LotteryConfig(TrainConfig):
             if not _is_int(value) or value < 0:
                 raise ConfigError(f"{name} must be an integer >= 0. Received: {name}={value!r}")
         _set_ints(self, "levels", "rewind_iteration")
-        for name in ("rate_conv", "rate_fc", "rate_output"):
+        for name in ("rate_conv", "rate_fc", "rate_output", "global_rate"):
             value = getattr(self, name)
             if value is not None and not (_is_real(value) and 0 <= value < 1):
                 raise ConfigError(f"{name} must be in [0, 1). Received: {name}={value!r}")
-        if self.rate_conv is not None and not self.spec.conv_filters:
+        from supermask.models import is_builder
+
+        if self.rate_conv is not None and not self.spec.conv_filters and not is_builder(self.model):
             raise ConfigError(f"rate_conv applies to models with convolutions (conv2, conv4, conv6); "
                               f"{self.model} has none. Received: rate_conv={self.rate_conv}")
+        object.__setattr__(self, "prune_ignore", _names_list(self.prune_ignore))
+        object.__setattr__(self, "layer_rates", _rates_list(self.layer_rates))
+        if self.pruning not in PRUNING_STRATEGIES:
+            raise ConfigError(f"pruning must be one of {', '.join(PRUNING_STRATEGIES)}. "
+                              f"Received: pruning={self.pruning!r}")
+        if self.pruning == "global":
+            from supermask.criteria import check_global
 
-    def rates(self, layer_names):
-        """Per-round pruning fraction of each layer: the paper's, with any overrides."""
-        from supermask.pruning import default_rates
+            check_global(self.criterion)
+            per_layer = [name for name in ("rate_conv", "rate_fc", "rate_output", "layer_rates") if getattr(self, name)
+                         not in (None, ())]
+            if per_layer:
+                raise ConfigError(f"{', '.join(per_layer)} set per-layer rates, which --pruning global does not use "
+                                  "(it has one --global-rate); drop them, or use --pruning layerwise.")
+        elif self.global_rate is not None:
+            raise ConfigError(f"global_rate applies to --pruning global. Received: global_rate={self.global_rate}, "
+                              f"pruning={self.pruning!r}")
 
-        rates = default_rates(self.model, list(layer_names))
-        for layer in rates:
-            kind = "rate_output" if layer == "output" else "rate_conv" if layer.startswith("conv") else "rate_fc"
+    def rates(self, kinds):
+        """Per-round pruning fraction of each layer for ``--pruning layerwise``.
+
+        ``kinds``: ``{layer: "conv" | "dense"}`` in model order (the last is the output
+        layer), or just the layer names of a built-in model (conv1.. are convolutions).
+        Built-in models start from the paper's table (``pruning.default_rates``), other
+        models from ``pruning.KIND_RATES``; then --rate-conv / --rate-fc / --rate-output by
+        kind, then --layer-rates by name; --prune-ignore layers get 0.
+        """
+        from supermask.pruning import KIND_RATES, default_rates, layer_roles
+
+        if not isinstance(kinds, dict):
+            kinds = {name: "conv" if name.startswith("conv") else "dense" for name in kinds}
+        from supermask.models import is_builder
+
+        self.check_layers(kinds)
+        # The built-in models name their output layer "output"; for others it is the last one.
+        roles = (layer_roles(kinds) if is_builder(self.model)
+                 else {name: "output" if name == "output" else kind for name, kind in kinds.items()})
+
+        rates = ({name: KIND_RATES[role] for name, role in roles.items()} if is_builder(self.model)
+                 else default_rates(self.model, list(kinds)))
+        for layer, role in roles.items():
+            kind = {"output": "rate_output", "conv": "rate_conv", "dense": "rate_fc"}[role]
             if getattr(self, kind) is not None:
                 rates[layer] = getattr(self, kind)
+        rates.update(dict(self.layer_rates))
+        rates.update({name: 0.0 for name in self.prune_ignore})
         return rates
 
-    def resolve(self, num_train_examples):
-        """``TrainConfig.resolve`` plus the per-round pruning rates of the model."""
-        from supermask.pruning import PRUNE_RATES
+    def check_layers(self, layers):
+        """ConfigError if --prune-ignore or --layer-rates name a layer not among ``layers``."""
+        named = [*self.prune_ignore, *(name for name, _ in self.layer_rates)]
+        unknown = [name for name in named if name not in layers]
+        if unknown:
+            raise ConfigError(f"No prunable layer {', '.join(map(repr, unknown))} in model {self.model}. Prunable "
+                              f"layers: {', '.join(layers)}.")
 
-        table = PRUNE_RATES[self.model]
-        conv = next((rate for layer, rate in table.items() if layer.startswith("conv")), None)
+    def resolve(self, num_train_examples):
+        """``TrainConfig.resolve`` plus the pruning rates of the model: the per-kind rates for
+        ``layerwise``, the global rate for ``global``."""
+        from supermask.models import is_builder
+        from supermask.pruning import GLOBAL_RATE, KIND_RATES, PRUNE_RATES
+
+        base = super().resolve(num_train_examples)
+        if self.pruning == "global":
+            return dataclasses.replace(base, global_rate=self.global_rate if self.global_rate is not None
+                                       else GLOBAL_RATE)
+        if is_builder(self.model):
+            conv, fc, output = KIND_RATES["conv"], KIND_RATES["dense"], KIND_RATES["output"]
+        else:
+            table = PRUNE_RATES[self.model]
+            conv = next((rate for layer, rate in table.items() if layer.startswith("conv")), None)
+            fc, output = table["fc1"], table["output"]
         return dataclasses.replace(
-            super().resolve(num_train_examples),
+            base,
             rate_conv=self.rate_conv if self.rate_conv is not None else conv,
-            rate_fc=self.rate_fc if self.rate_fc is not None else table["fc1"],
-            rate_output=self.rate_output if self.rate_output is not None else table["output"])
+            rate_fc=self.rate_fc if self.rate_fc is not None else fc,
+            rate_output=self.rate_output if self.rate_output is not None else output)
 
     def experiment_hash(self):
         """The experiment folder's name: the hash of everything but the seed and the levels.

@@ -194,6 +194,22 @@ CRITERIA: dict[str, Criterion] = {
 }
 
 
+# Criteria whose scores are values in weight units (or uniform draws), so comparable across
+# layers: global pruning ranks all layers' scores together. The joint and sign-aware criteria
+# score by rank within a layer, which means nothing across layers of different sizes.
+GLOBAL_CRITERIA = ("large_final", "small_final", "large_init", "small_init", "magnitude_increase", "movement",
+                   "random")
+
+
+def check_global(name: str) -> None:
+    """ConfigError unless criterion ``name`` gives scores comparable across layers (``GLOBAL_CRITERIA``)."""
+    get_criterion(name)
+    if name not in GLOBAL_CRITERIA:
+        raise ConfigError(f"Criterion {name!r} scores weights by their rank within a layer, which cannot be "
+                          f"compared across layers, so it cannot prune globally. Use --pruning layerwise, or "
+                          f"one of: {', '.join(GLOBAL_CRITERIA)}.")
+
+
 def get_criterion(name: str) -> Criterion:
     """Return the criterion function registered as ``name``; ConfigError listing valid names."""
     try:

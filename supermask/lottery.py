@@ -37,11 +37,12 @@ from supermask.actions import apply_actions
 from supermask.config import MAX_SEED, LotteryConfig, to_dict
 from supermask.criteria import compute_scores
 from supermask.errors import ConfigError, SupermaskError
-from supermask.models import build_model, prunable_layers
+from supermask.convert import layer_kind
+from supermask.models import build, prunable_layers
 from supermask.results import format_aggregate, load_experiment, read_metrics, trial_rows, write_experiment_summary
 from supermask.engine import train_many
-from supermask.pruning import density, overall_density, ones_like, prune_level
-from supermask.train import compile_model, make_optimizer, summarize, write_run_files
+from supermask.pruning import density, keep_count, overall_density, prune_global_level, prune_level
+from supermask.train import compile_model, config_for, load_data, make_optimizer, summarize, write_run_files
 
 
 @dataclass
@@ -55,24 +56,65 @@ class Job:
     freeze_pruned: bool = False
 
 
+@dataclass(frozen=True)
+class Layout:
+    """The prunable layers of a config's model: ``kinds`` ({layer: "conv" | "dense"}, in model
+    order: the last is the output layer) and ``sizes`` ({layer: kernel entries})."""
+
+    kinds: dict
+    sizes: dict
+
+    @classmethod
+    def of(cls, config, data):
+        model = build(config.model, data.input_shape, data.num_classes, seed=config.seed)
+        layers = prunable_layers(model)
+        config.check_layers(layers)
+        return cls({name: layer_kind(layer) for name, layer in layers.items()},
+                   {name: int(np.prod(layer.kernel.shape)) for name, layer in layers.items()})
+
+
+def prune_masks(config, scores, masks, level, layout):
+    """The masks of ``level`` from the scores and masks of level - 1, by ``config.pruning``."""
+    if config.pruning == "global":
+        return prune_global_level(scores, masks, config.global_rate, level, config.prune_ignore)
+    return prune_level(scores, masks, config.rates(layout.kinds), level)
+
+
+def planned_density(config, layout, level):
+    """Fraction of all prunable weights that ``level`` keeps (the closed form)."""
+    sizes = layout.sizes
+    if config.pruning == "global":
+        ignored = sum(n for name, n in sizes.items() if name in config.prune_ignore)
+        kept = keep_count(sum(sizes.values()) - ignored, config.global_rate, level) + ignored
+    else:
+        rates = config.rates(layout.kinds)
+        kept = sum(keep_count(n, rates[name], level) for name, n in sizes.items())
+    return kept / sum(sizes.values())
+
+
 def level_zero_jobs(config, data):
     """Level 0: the dense network from its seeded initial weights."""
-    init = M.get_weights(build_model(config.model, data.input_shape, data.num_classes, seed=config.seed))
-    return [Job(config, Path("."), init, ones_like(M.kernels(init)))]
+    model = build(config.model, data.input_shape, data.num_classes, seed=config.seed)
+    return [Job(config, Path("."), M.get_weights(model), M.get_masks(model))]
 
 
-def level_jobs(config, trial_dir, level):
+def level_jobs(config, trial_dir, level, layout):
     """Level L >= 1: prune level L-1's network, apply the actions (and the control's)."""
     level0 = paths.level(trial_dir, 0)
     reset = store.load_arrays(paths.weights_rewind(level0) if config.rewind_iteration
                               else paths.weights_init(level0))
     previous = paths.level(trial_dir, level - 1)
-    final = M.kernels(store.load_arrays(paths.weights_final(previous)))
-    old_masks = store.load_arrays(paths.masks(previous))
-    reset_kernels = M.kernels(reset)
+    saved_masks = store.load_arrays(paths.masks(previous))
+    if set(saved_masks) != set(layout.kinds):
+        raise SupermaskError(f"{paths.masks(previous)} holds masks for {sorted(saved_masks)}, but the model "
+                             f"{config.model} has the prunable layers {sorted(layout.kinds)}. Was the model "
+                             "changed since this trial started? Use another --root for the new model.")
+    old_masks = {name: saved_masks[name] for name in layout.kinds}  # in model order
+    final = M.kernels(store.load_arrays(paths.weights_final(previous)), old_masks)
+    reset_kernels = M.kernels(reset, old_masks)
     rng = np.random.default_rng([config.seed, level, 0])
     scores = compute_scores(config.criterion, reset_kernels, final, rng, masks=old_masks)
-    masks = prune_level(scores, old_masks, config.rates(old_masks), level)
+    masks = prune_masks(config, scores, old_masks, level, layout)
     runs = [(Path("."), config.mask1, rng)]
     if config.control:
         runs.append((Path(paths.control(".")), "random_reinit", np.random.default_rng([config.seed, level, 1])))
@@ -88,8 +130,8 @@ def train_jobs(jobs, data, level, verbose=1, engine=None):
     keras.backend.clear_session()
     models = []
     for job in jobs:
-        model = build_model(job.config.model, data.input_shape, data.num_classes, seed=job.config.seed,
-                            freeze_pruned=job.freeze_pruned)
+        model = build(job.config.model, data.input_shape, data.num_classes, seed=job.config.seed,
+                      freeze_pruned=job.freeze_pruned)
         M.set_weights(model, job.start)
         M.set_masks(model, job.masks)
         compile_model(model, make_optimizer(job.config.resolved_learning_rate()))
@@ -139,7 +181,7 @@ def run_trial(config, data, trial_dir, verbose=1, redo_level=None, engine=None):
     return run_trials({config.seed: (config, trial_dir)}, data, verbose, redo_level, engine)[config.seed]
 
 
-def run_trials(trials, data, verbose=1, redo_level=None, engine=None):
+def run_trials(trials, data, verbose=1, redo_level=None, engine=None, layout=None):
     """Run (or finish) every level of several trials, level by level; {key: summary rows}.
 
     ``trials``: ``{key: (config, trial folder)}``, keyed by seed (``run``) or by
@@ -160,7 +202,7 @@ def run_trials(trials, data, verbose=1, redo_level=None, engine=None):
             if redo_level is not None:
                 remove_levels(trial_dir, redo_level, verbose)
         try:
-            return _run_levels(trials, data, verbose, engine)
+            return _run_levels(trials, data, verbose, engine, layout)
         except store.CorruptFileError as exc:
             raise _damaged(exc) from None
 
@@ -193,7 +235,7 @@ def _damaged(exc):
                           f"{level_dir} and every later level folder and rerun with --resume.")
 
 
-def _run_levels(trials, data, verbose, engine):
+def _run_levels(trials, data, verbose, engine, layout=None):
     config = next(iter(trials.values()))[0]
     iterations = config.num_iterations(len(data.x_train))
     if config.rewind_iteration >= iterations:
@@ -206,17 +248,18 @@ def _run_levels(trials, data, verbose, engine):
             if trained_on != backend.name():
                 raise ConfigError(f"{trial_dir} was trained with KERAS_BACKEND={trained_on}; resume it with "
                                   f"that backend, or choose another --root for {backend.name()}.")
+    layout = layout or Layout.of(config, data)
     for level in range(config.levels + 1):
         todo = {seed: (c, t) for seed, (c, t) in trials.items() if not paths.level(t, level).is_dir()}
         if not todo:
             if verbose:
                 print(f"Level {level}: already finished, skipping")
             continue
-        jobs = {seed: level_zero_jobs(c, data) if level == 0 else level_jobs(c, t, level)
+        jobs = {seed: level_zero_jobs(c, data) if level == 0 else level_jobs(c, t, level, layout)
                 for seed, (c, t) in todo.items()}
         flat = [job for seed_jobs in jobs.values() for job in seed_jobs]
         if verbose:
-            kept = 100 * _planned_density(config, data, level)
+            kept = 100 * planned_density(config, layout, level)
             count = f"{len(flat)} networks trained together" if len(flat) > 1 else "1 network"
             print(f"Level {level}/{config.levels}: {kept:.1f}% of weights remaining ({iterations} iterations, "
                   f"{count}: {_describe(jobs)}; backend {backend.name()})")
@@ -243,27 +286,30 @@ def _describe(jobs):
     return ", ".join(f"{name(key)} ({', '.join(j.folder.name or 'ticket' for j in js)})" for key, js in jobs.items())
 
 
-def _planned_density(config, data, level):
-    from supermask.pruning import keep_count
-
-    model = build_model(config.model, data.input_shape, data.num_classes)
-    layers = prunable_layers(model)
-    sizes = {name: int(np.prod(layer.kernel.shape)) for name, layer in layers.items()}
-    rates = config.rates(sizes)
-    return sum(keep_count(n, rates[k], level) for k, n in sizes.items()) / sum(sizes.values())
-
-
-def run(config, root, trials=1, data_dir=None, resume=False, verbose=1, redo_level=None, engine=None):
+def run(config=None, root="runs/lottery", trials=1, data_dir=None, resume=False, verbose=1, redo_level=None,
+        engine=None, *, model=None, data=None, **hparams):
     """Run ``trials`` trials (seeds ``config.seed`` ...); return {seed: summary rows}.
+
+    ``config``: a ``LotteryConfig``; or leave it out and give its fields as keyword
+    arguments (``levels=3, iterations=2000, pruning="global"``), which also override a
+    given config. ``model``: a built-in name, "package.module:function", or a function
+    ``(input_shape=, num_classes=, [seed=]) -> keras.Model`` (plain or masked; see
+    ``models.build``). ``data``: a ``supermask.data.Dataset`` or your arrays,
+    ``((x, y), (x_test, y_test))`` (see ``data.as_dataset``); default: the config's
+    dataset, loaded from ``data_dir``.
 
     The experiment folder is ``root/<hash of the resolved config but seed and levels>``;
     its ``hparams.json`` records every resolved value. ``resume`` continues finished
     levels; ``redo_level`` (implies ``resume``) reruns that level and every later one.
     At the end it writes the experiment's ``summary.csv`` (mean ± std over every trial in
     its folder, ``supermask.results``) and, with several trials, prints that table.
-    """
-    from supermask.data import load_dataset
 
+    Example (your own Keras model and arrays, 3 levels of global pruning)::
+
+        rows = lottery.run(model=build, data=((x, y), (x_test, y_test)), levels=3,
+                           iterations=1000, pruning="global", root="runs/mine")
+    """
+    config = config_for(LotteryConfig, config, model, **hparams)
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ConfigError(f"trials must be an integer >= 1. Received: trials={trials!r}")
     if config.seed + trials - 1 > MAX_SEED:
@@ -275,12 +321,13 @@ def run(config, root, trials=1, data_dir=None, resume=False, verbose=1, redo_lev
                               f"Received: redo_level={redo_level!r}")
         resume = True
     store.check_output_dir(root, "the experiments root (--root)")
-    data = load_dataset(config.dataset, data_dir=data_dir, validation_size=config.validation_size)
+    data, config = load_data(config, data, data_dir)
     config = config.resolve(len(data.x_train))
+    layout = Layout.of(config, data)  # the model builds and the layers named in the config exist
     seeds = [config.seed + t for t in range(trials)]
     experiment, _ = _prepare(config, root, seeds, resume, verbose)
     trials = {seed: (dataclasses.replace(config, seed=seed), paths.trial(experiment, seed)) for seed in seeds}
-    results = run_trials(trials, data, verbose, redo_level=redo_level, engine=engine)
+    results = run_trials(trials, data, verbose, redo_level=redo_level, engine=engine, layout=layout)
     # The experiment as a whole: every trial in its folder, this run's and earlier ones.
     everything = load_experiment(experiment)
     summary = write_experiment_summary(everything)

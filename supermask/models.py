@@ -23,6 +23,8 @@ gives both kinds the same initial kernels.
 """
 
 import hashlib
+import importlib
+import inspect
 from dataclasses import dataclass
 
 import keras
@@ -47,7 +49,7 @@ class ModelSpec:
     learning_rate: float
     batch_size: int = 60
     optimizer: str = "adam"
-    iterations: int = 50_000  # Frankle & Carbin's training budget
+    iterations: int | None = 50_000  # Frankle & Carbin's training budget; None: CUSTOM_EPOCHS epochs
 
 
 MODELS = {
@@ -58,14 +60,148 @@ MODELS = {
 }
 
 
+# Your own model (a builder "package.module:function"): Keras's Adam default rate, the papers'
+# batch size, and CUSTOM_EPOCHS epochs unless --iterations / --epochs say otherwise.
+CUSTOM_EPOCHS = 10
+CUSTOM = ModelSpec("custom", (), (), 1e-3, iterations=None)
+
+
+def is_builder(name):
+    """Whether ``name`` refers to a model builder ("package.module:function"), not a built-in."""
+    return isinstance(name, str) and ":" in name
+
+
 def get_spec(name):
-    """The ``ModelSpec`` of a model name; unknown names raise ``ConfigError``."""
+    """The ``ModelSpec`` of a model name (``CUSTOM`` for a builder); unknown names raise ``ConfigError``."""
+    if is_builder(name):
+        module, _, function = name.partition(":")
+        if not module or not function:
+            raise ConfigError(f"A model builder is written package.module:function. Received: {name!r}")
+        return CUSTOM
     try:
         return MODELS[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise ConfigError(
-            f"Unknown model {name!r}. Valid models: {', '.join(MODELS)}."
+            f"Unknown model {name!r}. Valid models: {', '.join(MODELS)}, or your own builder as "
+            "package.module:function."
         ) from None
+
+
+# Builders given as Python functions (the API's model=...), by label: found here first, so that
+# a function defined in a script or notebook works in the process that passed it.
+_BUILDERS = {}
+
+
+def model_label(model):
+    """The name a config records for ``model``: a built-in name or "module:function" string as
+    given, or for a function its "module:qualified name" (remembered for ``builder``)."""
+    if isinstance(model, str):
+        get_spec(model)
+        return model
+    if not callable(model):
+        raise ConfigError(f"model must be a built-in name ({', '.join(MODELS)}), 'package.module:function' "
+                          f"or a function returning a Keras model. Received: {type(model).__name__}")
+    qualname = getattr(model, "__qualname__", type(model).__qualname__)
+    if "<lambda>" in qualname:
+        raise ConfigError("The model builder is a lambda; define it with def, so that its name can label "
+                          "the experiment folder.")
+    label = f"{getattr(model, '__module__', None) or '__main__'}:{qualname}"
+    _BUILDERS[label] = model
+    return label
+
+
+def builder(name):
+    """The function a builder label refers to: one passed to ``model_label`` in this process, else
+    imported ("package.module:function", the module on ``sys.path``)."""
+    if name in _BUILDERS:
+        return _BUILDERS[name]
+    get_spec(name)
+    module_name, _, path = name.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"Cannot import module {module_name!r} of the model builder {name!r} ({exc}). Put "
+                          "its folder on PYTHONPATH or run from that folder.") from None
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise ConfigError(f"Module {module_name!r} has no {path!r} (model builder {name!r}).")
+    if not callable(obj):
+        raise ConfigError(f"The model builder {name!r} is not a function.")
+    return obj
+
+
+def build(name, input_shape, num_classes=10, seed=0, kind="masked", freeze_pruned=False, supermask=None):
+    """The model ``name`` built from masked (or supermask) layers: a built-in by ``build_model``,
+    or your builder's model converted by ``supermask.convert``.
+
+    A builder is called as ``fn(input_shape=..., num_classes=..., seed=...)`` (``seed``
+    only if it takes one; ``keras.utils.set_random_seed(seed)`` comes first either way),
+    in a fresh Keras session (``keras.backend.clear_session``), so that automatic layer
+    names ("dense", "dense_1", ...) are the same at every call. It returns a Keras model,
+    plain or already masked, that maps a batch of ``input_shape`` to ``num_classes``
+    logits (no softmax: the loss is computed from logits).
+    """
+    from supermask import convert
+    from supermask.config import check_seed
+
+    if not is_builder(name):
+        return build_model(name, input_shape, num_classes, seed=seed, freeze_pruned=freeze_pruned, kind=kind,
+                           supermask=supermask)
+    check_seed(seed)
+    if kind not in KINDS:
+        raise ConfigError(f"kind must be one of {', '.join(KINDS)}. Received: kind={kind!r}")
+    fn = builder(name)
+    kwargs = {"input_shape": tuple(input_shape), "num_classes": int(num_classes)}
+    try:
+        parameters = inspect.signature(fn).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+        if "seed" in parameters or takes_any:
+            kwargs["seed"] = int(seed)
+        missing = [k for k in ("input_shape", "num_classes") if k not in parameters and not takes_any]
+    except (TypeError, ValueError):  # no signature (a builtin): just call it
+        missing = []
+    if missing:
+        raise ConfigError(f"The model builder {name!r} must accept the keyword arguments input_shape and "
+                          f"num_classes (and optionally seed); it lacks {', '.join(missing)}.")
+    keras.backend.clear_session(free_memory=False)
+    keras.utils.set_random_seed(int(seed) % 2**32)
+    model = fn(**kwargs)
+    if not isinstance(model, keras.Model):
+        raise ConfigError(f"The model builder {name!r} must return a keras.Model. Received: {type(model).__name__}")
+    if not model.built:
+        model(keras.KerasTensor((None, *tuple(input_shape))))
+    _check_logits(name, model, input_shape, num_classes)
+    if kind == "masked":
+        return convert.masked(model, freeze_pruned=freeze_pruned)
+    options = dict(supermask or {})
+    if freeze_pruned:
+        raise ConfigError("freeze_pruned applies to kind='masked' only. Received: kind='supermask'")
+    unknown = sorted(set(options) - set(SUPERMASK_OPTIONS))
+    if unknown:
+        raise ConfigError(f"Unknown supermask option(s) {', '.join(unknown)}. Valid options: "
+                          f"{', '.join(SUPERMASK_OPTIONS)}.")
+    return convert.supermask(model, seed=seed, **options)
+
+
+def _check_logits(name, model, input_shape, num_classes):
+    """ConfigError unless ``model`` maps (batch, *input_shape) to (batch, num_classes) logits."""
+    try:
+        spec = model.compute_output_spec(keras.KerasTensor((None, *tuple(input_shape))))
+    except Exception as exc:  # the model cannot take this input at all
+        raise ConfigError(f"The model of builder {name!r} cannot take inputs of shape {tuple(input_shape)} "
+                          f"({type(exc).__name__}: {exc}).") from None
+    shape = tuple(getattr(spec, "shape", ()) or ())
+    if len(shape) != 2 or shape[-1] != num_classes:
+        raise ConfigError(f"The model of builder {name!r} must return (batch, {num_classes}) logits for the "
+                          f"{num_classes} classes. Received output shape {shape}.")
+    from supermask.convert import walk
+
+    last = [layer for _, layer in walk(model) if hasattr(layer, "kernel")][-1:]
+    activation = getattr(last[0], "activation", None) if last else None
+    if activation is not None and keras.activations.serialize(activation) == "softmax":
+        raise ConfigError(f"The last layer '{last[0].name}' of builder {name!r} applies softmax; return logits "
+                          "instead (activation=None): the loss is computed from logits.")
 
 
 def derive_seed(seed, index):
@@ -157,14 +293,16 @@ def build_model(name, input_shape, num_classes=10, seed=0, freeze_pruned=False, 
 
 
 def prunable_layers(model):
-    """The layers of ``model`` that own a kernel and a mask (masked or supermask), in order,
-    as {name: layer}."""
-    return {layer.name: layer for layer in model.layers if hasattr(layer, "inference_mask")}
+    """The layers of ``model`` (nested ones too) that own a kernel and a mask (masked or
+    supermask), in order, as {key: layer} (``supermask.convert.walk``)."""
+    from supermask.convert import prunable_layers as walk_prunable
+
+    return walk_prunable(model)
 
 
 def supermask_layers(model):
-    """The supermask layers of ``model``, in order, as {name: layer}."""
-    return {layer.name: layer for layer in model.layers if isinstance(layer, SupermaskLayer)}
+    """The supermask layers of ``model`` (nested ones too), in order, as {key: layer}."""
+    return {key: layer for key, layer in prunable_layers(model).items() if isinstance(layer, SupermaskLayer)}
 
 
 def set_inference_mode(model, mode):

@@ -14,6 +14,18 @@ Counts: the reference prunes ``int(remaining * rate)`` per round
 (``get_weight_init.py``, ``get_mask_by_layer_by_weight``), so its rounding compounds.
 We instead derive the count at every level from the closed form (``keep_count``), so
 level 20 keeps exactly ``round(size * (1 - rate) ** 20)`` weights.
+
+Global pruning (``prune_global_level``; open_lth's ``sparse_global`` strategy,
+``open_lth/pruning/sparse_global.py``): one ranking over the unpruned weights of all
+pruned layers together, so layers lose weights in proportion to how many small scores
+they hold. open_lth prunes ``ceil(fraction * remaining)`` weights per round and keeps
+those strictly above a threshold (ties at it all go); we keep exactly
+``keep_count(total, rate, level)`` of the pruned layers' ``total`` weights, ties broken by
+layer order, then flat index. Layers in ``ignore`` (open_lth's
+``pruning_layers_to_ignore``, e.g. the output layer) keep their masks.
+
+Models other than the four built-ins get per-round rates by layer kind
+(``kind_rates``): convolutions, dense layers, and the output layer (the last prunable one).
 """
 
 import math
@@ -57,7 +69,8 @@ def default_rates(model_name: str, layer_names: list[str]) -> dict[str, float]:
     """
     if model_name not in PRUNE_RATES:
         raise ConfigError(
-            f"Unknown model {model_name!r}. Valid models: {', '.join(PRUNE_RATES)}"
+            f"Unknown model {model_name!r}: the papers' per-layer rates exist for the built-in models "
+            f"{', '.join(PRUNE_RATES)} only."
         )
     table = PRUNE_RATES[model_name]
     unknown = [name for name in layer_names if name not in table]
@@ -67,6 +80,19 @@ def default_rates(model_name: str, layer_names: list[str]) -> dict[str, float]:
             f"Valid layers: {', '.join(table)}"
         )
     return {name: table[name] for name in layer_names}
+
+
+# Per-round fractions by layer kind for models other than the built-ins: Frankle & Carbin's
+# conv2 / conv4 (conv 0.1), LeNet (dense 0.2) and output (0.1) rates.
+KIND_RATES = {"conv": 0.1, "dense": 0.2, "output": 0.1}
+GLOBAL_RATE = 0.2  # open_lth's default pruning_fraction for sparse_global
+
+
+def layer_roles(kinds: Mapping[str, str]) -> dict[str, str]:
+    """``{layer: "conv" | "dense" | "output"}`` from ``{layer: "conv" | "dense"}`` in model order:
+    the last layer is the output layer."""
+    names = list(kinds)
+    return {name: "output" if i == len(names) - 1 else kinds[name] for i, name in enumerate(names)}
 
 
 def _check_rate_level(rate: float, level: int) -> None:
@@ -153,6 +179,64 @@ def prune_level(
         for layer, rate in rates.items()
     }
     return prune(scores, masks, keep)
+
+
+def prune_global(scores: Weights, masks: Masks, keep: int, layers) -> Masks:
+    """New masks keeping exactly ``keep`` weights over the ``layers`` together.
+
+    The kept weights are the ``keep`` unpruned weights (mask True) with the largest
+    scores among all of ``layers``; already-pruned weights stay pruned; ties are broken
+    by the order of ``layers``, then by flat (C-order) index, lower first. Layers not in
+    ``layers`` are copied unchanged. ConfigError for an unknown layer, a shape mismatch,
+    ``keep`` above the unpruned count or negative, or a NaN among unpruned scores.
+    Inputs are not modified.
+    """
+    layers = list(layers)
+    out = {name: np.array(mask, dtype=bool) for name, mask in masks.items()}
+    candidates, values = [], []
+    for layer in layers:
+        if layer not in masks or layer not in scores:
+            raise ConfigError(f"Layer {layer!r} is pruned but not in {'masks' if layer not in masks else 'scores'}.")
+        score = np.asarray(scores[layer], dtype=np.float64)
+        if score.shape != out[layer].shape:
+            raise ConfigError(f"Layer {layer!r}: scores have shape {score.shape} but the mask has shape "
+                              f"{out[layer].shape}.")
+        index = np.flatnonzero(out[layer])
+        candidates.append(index)
+        values.append(score.ravel()[index])
+    total = int(sum(c.size for c in candidates))
+    if isinstance(keep, bool) or not isinstance(keep, (int, np.integer)) or keep < 0:
+        raise ConfigError(f"keep must be an integer >= 0, got {keep!r}.")
+    if keep > total:
+        raise ConfigError(f"Cannot keep {keep} weights: only {total} are unpruned in layers {layers} "
+                          "(pruning never revives weights).")
+    flat = np.concatenate(values) if values else np.zeros(0)
+    if np.isnan(flat).any():
+        raise ConfigError("Scores contain NaN (non-finite weights?).")
+    # Stable sort by descending score: layer order, then flat index, breaks ties.
+    chosen = np.zeros(flat.size, dtype=bool)
+    chosen[np.argsort(-flat, kind="stable")[:keep]] = True
+    start = 0
+    for layer, index in zip(layers, candidates):
+        new = np.zeros(out[layer].size, dtype=bool)
+        new[index[chosen[start:start + index.size]]] = True
+        out[layer] = new.reshape(out[layer].shape)
+        start += index.size
+    return out
+
+
+def prune_global_level(scores: Weights, masks: Masks, rate: float, level: int, ignore=()) -> Masks:
+    """``prune_global`` to the ``level``-th round over every layer of ``masks`` but ``ignore``:
+    keep ``keep_count(total, rate, level)`` of their ``total`` weights (see module docstring)."""
+    unknown = [name for name in ignore if name not in masks]
+    if unknown:
+        raise ConfigError(f"Layers to ignore {unknown} are not prunable layers of the model. "
+                          f"Valid layers: {', '.join(masks)}.")
+    layers = [name for name in masks if name not in set(ignore)]
+    if not layers:
+        raise ConfigError("Global pruning has no layer left to prune: every prunable layer is ignored.")
+    total = sum(int(np.size(masks[name])) for name in layers)
+    return prune_global(scores, masks, keep_count(total, rate, level), layers)
 
 
 def ones_like(weights: Weights) -> Masks:

@@ -159,6 +159,20 @@ def _mean_curve(histories, key):
     return its, values.mean(axis=0)
 
 
+def _pruning_text(h):
+    """How an experiment pruned, from its hparams: global rate or per-kind rates, ignored layers."""
+    if h.get("pruning") == "global":
+        text = f"global pruning, {h.get('global_rate')} of the remaining weights per level"
+    else:
+        text = (f"pruning rates fc {h.get('rate_fc') or '–'} / conv {h.get('rate_conv') or '–'} / output "
+                f"{h.get('rate_output') or '–'}")
+        if h.get("layer_rates"):
+            text += " (" + ", ".join(f"{name} {rate}" for name, rate in h["layer_rates"]) + ")"
+    if h.get("prune_ignore"):
+        text += f"; never pruned: {', '.join(h['prune_ignore'])}"
+    return text
+
+
 def lottery_markdown(experiments, figures):
     lines = ["# Lottery-ticket report", ""]
     lines += [f"![{f}]({f})" for f in figures if not f.startswith("training_curves_")]
@@ -168,8 +182,7 @@ def lottery_markdown(experiments, figures):
                   f"Folder `{exp.path}`; trials (seeds) {', '.join(map(str, exp.seeds))}; "
                   f"{h.get('iterations', '?')} iterations per level, batch {h.get('batch_size', '?')}, "
                   f"{h.get('optimizer', 'adam')} lr {h.get('learning_rate', '?')}, reset `{h.get('reset', 'init')}`, "
-                  f"pruning rates fc {h.get('rate_fc') or '–'} / conv {h.get('rate_conv') or '–'} / output "
-                  f"{h.get('rate_output') or '–'}.", "",
+                  f"{_pruning_text(h)}.", "",
                   "Test accuracy at early stop (the iteration of best validation accuracy) and that iteration, "
                   "mean ± std over trials:", "",
                   "| level | % remaining | trials | ticket test acc. (%) | ticket early-stop it. | "

@@ -96,12 +96,14 @@ class Experiment:
         return paths.trial(self.path, seed)
 
     def label(self):
-        """A short name: model, dataset, criterion and the Mask-1 / Mask-0 actions."""
+        """A short name: model, dataset, criterion, global pruning and the Mask-1 / Mask-0 actions."""
         h = self.hparams
         parts = [f"{h.get('model', '?')}/{h.get('dataset', '?')}", h.get("criterion", "large_final")]
         actions = [a for a in (h.get("mask1"), h.get("mask0")) if a and a not in ("none", "mask")]
         if h.get("reset") not in (None, "init"):
             parts.append(f"reset {h['reset']}")
+        if h.get("pruning") == "global":
+            parts.append("global" + (f" (not {', '.join(h['prune_ignore'])})" if h.get("prune_ignore") else ""))
         return " · ".join(parts + actions)
 
 

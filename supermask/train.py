@@ -14,6 +14,7 @@ Example::
 """
 
 import contextlib
+import dataclasses
 from pathlib import Path
 
 import keras
@@ -152,26 +153,60 @@ def save_run(out, model, overwrite=False, **files):
         write_run_files(tmp, model, **files)
 
 
-def run(config, data_dir=None, out=None, verbose=1, overwrite=False, out_root=None, engine=None):
+def config_for(config_cls, config=None, model=None, **hparams):
+    """The config of a run from the Python API: ``config`` (default: ``config_cls()``) with the
+    fields given as keyword arguments replaced, and ``model`` (a name or a builder function,
+    ``models.model_label``) as its model. ConfigError for a field ``config_cls`` lacks."""
+    from supermask.models import model_label
+
+    if config is not None and not isinstance(config, config_cls):
+        raise ConfigError(f"config must be a {config_cls.__name__}. Received: {type(config).__name__}")
+    names = [f.name for f in dataclasses.fields(config_cls)]
+    unknown = sorted(set(hparams) - set(names))
+    if unknown:
+        raise ConfigError(f"Unknown hyperparameter(s) {', '.join(unknown)} for {config_cls.__name__}. "
+                          f"Valid: {', '.join(names)}.")
+    if model is not None:
+        hparams["model"] = model_label(model)
+    if config is None:
+        return config_cls(**hparams)
+    return dataclasses.replace(config, **hparams) if hparams else config
+
+
+def load_data(config, data=None, data_dir=None):
+    """``(Dataset, config)`` for a run: ``data`` (a ``Dataset`` or arrays, ``data.as_dataset``) with
+    the config naming it (dataset label, validation size), else the config's dataset loaded."""
+    from supermask.data import as_dataset, load_dataset
+
+    if data is None:
+        return load_dataset(config.dataset, data_dir=data_dir, validation_size=config.validation_size), config
+    data = as_dataset(data, config.validation_size)
+    return data, dataclasses.replace(config, dataset=data.name, validation_size=len(data.x_val))
+
+
+def run(config=None, data_dir=None, out=None, verbose=1, overwrite=False, out_root=None, engine=None, *,
+        model=None, data=None, **hparams):
     """Train ``config`` densely; returns the metrics dict.
 
-    Results go to the folder ``out``, else ``out_root/<hash of the resolved config>``,
-    else nowhere. An existing non-empty folder is refused unless ``overwrite`` (then it
-    is replaced whole once the new run is complete). ``hparams.json`` holds the resolved
-    config: every default the run used, spelled out. ``engine``: see ``train_model``.
+    ``config``, ``model``, ``data`` and keyword hyperparameters as in
+    ``supermask.lottery.run`` (a ``TrainConfig`` here). Results go to the folder ``out``,
+    else ``out_root/<hash of the resolved config>``, else nowhere. An existing non-empty
+    folder is refused unless ``overwrite`` (then it is replaced whole once the new run is
+    complete). ``hparams.json`` holds the resolved config: every default the run used,
+    spelled out. ``engine``: see ``train_model``.
     """
     from supermask.cli import percent
-    from supermask.data import load_dataset
     from supermask.masks import get_masks, get_weights
-    from supermask.models import build_model
+    from supermask.models import build
 
+    config = config_for(TrainConfig, config, model, **hparams)
     check_output(out, out_root, overwrite)
-    data = load_dataset(config.dataset, data_dir=data_dir, validation_size=config.validation_size)
+    data, config = load_data(config, data, data_dir)
     config = config.resolve(len(data.x_train))
     out = output_folder(config, out, out_root)
     with claim_output(out, overwrite):
         keras.utils.set_random_seed(config.seed)
-        model = build_model(config.model, data.input_shape, data.num_classes, seed=config.seed)
+        model = build(config.model, data.input_shape, data.num_classes, seed=config.seed)
         compile_model(model, make_optimizer(config.learning_rate))
         if verbose:
             print(f"Training {config.model} on {config.dataset} for {config.iterations} iterations "

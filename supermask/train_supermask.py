@@ -36,8 +36,8 @@ from supermask import backend
 from supermask.config import MAX_SEED, SupermaskConfig, config_hash, to_dict
 from supermask.engine import train_many
 from supermask.errors import ConfigError
-from supermask.train import (EVAL_BATCH_SIZE, check_output, claim_output, compile_model, make_optimizer,
-                             output_folder, save_run, summarize)
+from supermask.train import (EVAL_BATCH_SIZE, check_output, claim_output, compile_model, config_for, load_data,
+                             make_optimizer, output_folder, save_run, summarize)
 
 
 def layer_options(config):
@@ -59,11 +59,12 @@ def layer_options(config):
 
 
 def build(config, input_shape, num_classes=10):
-    """The compiled-ready (uncompiled) supermask model of ``config``."""
-    from supermask.models import build_model
+    """The compiled-ready (uncompiled) supermask model of ``config`` (a built-in, or your builder's
+    model converted by ``supermask.convert.supermask``)."""
+    from supermask.models import build as build_any
 
-    return build_model(config.model, input_shape, num_classes, seed=config.seed, kind="supermask",
-                       supermask=layer_options(config))
+    return build_any(config.model, input_shape, num_classes, seed=config.seed, kind="supermask",
+                     supermask=layer_options(config))
 
 
 def optimizer_for(config, iterations):
@@ -100,7 +101,7 @@ def _evaluate(model, x, y, batch_size=EVAL_BATCH_SIZE):
 
 def final_evaluation(model, data, config):
     """Deterministic train/val/test metrics and, for bernoulli, the paper's sampled test metric."""
-    from supermask.models import set_inference_mode
+    from supermask.models import set_inference_mode, supermask_layers
 
     set_inference_mode(model, "deterministic")
     final = {"deterministic": {}}
@@ -111,7 +112,7 @@ def final_evaluation(model, data, config):
         final["deterministic"][f"{split}_accuracy"] = logs["accuracy"]
     if config.learner == "bernoulli" and len(data.x_test):
         set_inference_mode(model, "sampled")
-        has_conv = any(layer.name.startswith("conv") for layer in model.layers)
+        has_conv = any(len(layer.kernel.shape) > 2 for layer in supermask_layers(model).values())
         batch = EVAL_BATCH_SIZE if has_conv else len(data.x_test)
         draws = [_evaluate(model, data.x_test, data.y_test, batch) for _ in range(config.eval_samples)]
         accuracies = [d["accuracy"] for d in draws]
@@ -126,24 +127,26 @@ def final_evaluation(model, data, config):
     return final
 
 
-def run(config, data_dir=None, out=None, verbose=1, overwrite=False, out_root=None, engine=None, seeds=1):
+def run(config=None, data_dir=None, out=None, verbose=1, overwrite=False, out_root=None, engine=None, seeds=1, *,
+        model=None, data=None, **hparams):
     """Learn the supermask of ``config``; returns the metrics dict (a list of them if ``seeds`` > 1).
 
-    Output folder, ``overwrite`` and ``out_root`` as in ``supermask.train.run``;
+    ``config`` (a ``SupermaskConfig``), ``model``, ``data`` and keyword hyperparameters as
+    in ``supermask.lottery.run``: your own model's Dense / Conv layers become supermask
+    layers over its initial weights. Output folder, ``overwrite`` and ``out_root`` as in ``supermask.train.run``;
     ``hparams.json`` holds the resolved config (every learner default spelled out).
     ``seeds``: learn the masks of seeds ``config.seed`` .. ``config.seed + seeds - 1``
     together (``train_many``: one program on JAX), each written as if it had run alone,
     to ``out/seed_<seed>`` (or ``out_root/<its hash>``).
     """
-    from supermask.data import load_dataset
-
+    config = config_for(SupermaskConfig, config, model, **hparams)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"seeds must be an integer >= 1. Received: seeds={seeds!r}")
     if config.seed + seeds - 1 > MAX_SEED:
         raise ConfigError(f"The seeds {config.seed} .. {config.seed + seeds - 1} must stay <= {MAX_SEED} "
                           "(2**32 - 1); lower --seed or --seeds.")
     check_output(out, out_root, overwrite)
-    data = load_dataset(config.dataset, data_dir=data_dir, validation_size=config.validation_size)
+    data, config = load_data(config, data, data_dir)
     configs = [dataclasses.replace(config, seed=config.seed + i).resolve(len(data.x_train)) for i in range(seeds)]
     outs = [output_folder(c, None if out is None else (Path(out) / f"seed_{c.seed}" if seeds > 1 else out),
                           out_root) for c in configs]

@@ -5,6 +5,7 @@ import pytest
 
 from supermask.errors import ConfigError
 from supermask.pruning import (
+    KIND_RATES,
     PRUNE_RATES,
     default_rates,
     density,
@@ -13,7 +14,10 @@ from supermask.pruning import (
     keep_count,
     ones_like,
     overall_density,
+    layer_roles,
     prune,
+    prune_global,
+    prune_global_level,
     prune_level,
     union,
 )
@@ -193,3 +197,60 @@ def test_ones_like_density_and_overall_density():
     assert overall_density(masks) == pytest.approx(4 / 10)
     with pytest.raises(ConfigError):
         overall_density({})
+
+
+# --- global pruning (open_lth's sparse_global, exact counts) ---------------------------------
+def test_global_prune_hand_computed_example():
+    # Two layers, 6 weights in all. Scores: a = [[0.9, 0.1], [0.5, 0.3]], b = [0.2, 0.8].
+    # Keeping 3 overall keeps the three largest wherever they are: a[0,0]=0.9, b[1]=0.8, a[1,0]=0.5.
+    scores = {"a": np.array([[0.9, 0.1], [0.5, 0.3]]), "b": np.array([0.2, 0.8])}
+    masks = {"a": np.ones((2, 2), bool), "b": np.ones(2, bool)}
+    out = prune_global(scores, masks, 3, ["a", "b"])
+    np.testing.assert_array_equal(out["a"], [[True, False], [True, False]])
+    np.testing.assert_array_equal(out["b"], [False, True])
+    assert masks["a"].all() and masks["b"].all()  # inputs untouched
+
+
+def test_global_prune_ties_already_pruned_and_ignored_layers():
+    # Ties at 0.5 across both layers: layer order first ("a" before "b"), then flat index.
+    scores = {"a": np.array([0.5, 0.5, 0.1]), "b": np.array([0.5, 0.9]), "c": np.array([0.0, 0.0])}
+    masks = {"a": np.array([True, True, True]), "b": np.array([True, True]), "c": np.array([True, False])}
+    out = prune_global(scores, masks, 3, ["a", "b"])  # keeps b[1]=0.9, then the first two 0.5 ties: a[0], a[1]
+    np.testing.assert_array_equal(out["a"], [True, True, False])
+    np.testing.assert_array_equal(out["b"], [False, True])
+    np.testing.assert_array_equal(out["c"], masks["c"])  # not pruned: copied unchanged
+    # Already-pruned weights stay pruned even with the largest score.
+    masks = {"a": np.array([False, True, True]), "b": np.array([True, True])}
+    scores = {"a": np.array([9.0, 0.2, 0.3]), "b": np.array([0.1, 0.4])}
+    out = prune_global(scores, masks, 2, ["a", "b"])
+    np.testing.assert_array_equal(out["a"], [False, False, True])
+    np.testing.assert_array_equal(out["b"], [False, True])
+    with pytest.raises(ConfigError, match="Cannot keep 5 weights: only 4"):
+        prune_global(scores, masks, 5, ["a", "b"])
+    with pytest.raises(ConfigError, match="NaN"):
+        prune_global({"a": np.array([1.0, np.nan, 1.0]), "b": np.ones(2)}, masks, 1, ["a", "b"])
+    # A NaN where the weight is already pruned does not matter.
+    prune_global({"a": np.array([np.nan, 1.0, 1.0]), "b": np.ones(2)}, masks, 1, ["a", "b"])
+
+
+def test_global_prune_level_follows_the_closed_form_over_the_pruned_layers():
+    rng = np.random.default_rng(0)
+    sizes = {"conv": (3, 3, 2, 4), "fc": (72, 10), "out": (10, 3)}
+    masks = {k: np.ones(s, bool) for k, s in sizes.items()}
+    total = sum(int(np.prod(s)) for k, s in sizes.items() if k != "out")
+    for level in range(1, 6):
+        scores = {k: rng.normal(size=s) for k, s in sizes.items()}
+        new = prune_global_level(scores, masks, 0.3, level, ignore=["out"])
+        assert sum(int(new[k].sum()) for k in ("conv", "fc")) == keep_count(total, 0.3, level)
+        assert new["out"].all()
+        assert all(not (new[k] & ~masks[k]).any() for k in sizes)
+        masks = new
+    with pytest.raises(ConfigError, match="not prunable layers"):
+        prune_global_level(scores, masks, 0.2, 1, ignore=["nope"])
+    with pytest.raises(ConfigError, match="every prunable layer is ignored"):
+        prune_global_level(scores, masks, 0.2, 1, ignore=list(sizes))
+
+
+def test_layer_roles_and_kind_rates():
+    assert layer_roles({"c1": "conv", "d1": "dense", "d2": "dense"}) == {"c1": "conv", "d1": "dense", "d2": "output"}
+    assert KIND_RATES == {"conv": 0.1, "dense": 0.2, "output": 0.1}

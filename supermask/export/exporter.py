@@ -51,7 +51,9 @@ def deterministic(model):
     The export always folds in the deterministic inference mask (``inference_kernel``), so the
     self-check compares with that; the mode is restored afterwards.
     """
-    sampled = [layer for layer in model.layers if getattr(layer, "inference_mode", None) == "sampled"]
+    from supermask.models import supermask_layers
+
+    sampled = [layer for layer in supermask_layers(model).values() if layer.inference_mode == "sampled"]
     for layer in sampled:
         layer.inference_mode = "deterministic"
     try:

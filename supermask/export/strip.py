@@ -9,7 +9,7 @@ here as long as they expose ``inference_kernel``, ``bias``, ``activation`` and (
 convolutions) ``strides`` and ``padding``. Plain ``keras.layers.Dense`` / ``Conv2D`` are
 accepted too, so a dense baseline exports the same way.
 
-Supported: a ``keras.Sequential`` of those layers, ``MaxPooling2D``, ``Flatten`` and
+Supported: a ``keras.Sequential`` (nested Sequential blocks are expanded) of those layers, ``MaxPooling2D``, ``Flatten`` and
 ReLU / linear activations (as a layer's ``activation``, an ``Activation`` layer or a plain
 ``ReLU`` layer). Anything else raises ``UnsupportedLayerError`` naming the layer; NaN or
 infinite weights raise ``NonFiniteWeightsError``.
@@ -89,11 +89,13 @@ class Stripped:
 
 
 def strip(model):
-    """Turn ``model`` (a built ``keras.Sequential``) into a ``Stripped`` list of plain ops."""
+    """Turn ``model`` (a built ``keras.Sequential``, which may nest Sequential blocks) into a
+    ``Stripped`` list of plain ops."""
     if not isinstance(model, keras.Sequential):
         raise ExportError(
-            f"Only keras.Sequential models can be exported. Received {type(model).__name__} "
-            f"'{model.name}'; rebuild it as a Sequential of {SUPPORTED}.")
+            f"The sparse ONNX exporter handles keras.Sequential models (nested ones too). Received "
+            f"{type(model).__name__} '{model.name}': fold its masks into plain layers with "
+            "supermask.convert.strip(model) and export that with Keras's model.export(path, format='onnx').")
     if not model.built or not model.inputs:
         raise ExportError(f"Model '{model.name}' has not been built; give it an Input (or call it once) "
                           "so its input shape is known.")
@@ -101,19 +103,28 @@ def strip(model):
     if any(d is None for d in shape):
         raise ExportError(f"Model '{model.name}' has an input of unknown size {shape}; the exporter "
                           "needs a fixed image size such as (28, 28, 1).")
-    ops = tuple(op for layer in model.layers for op in _layer_ops(layer))
+    ops = tuple(op for name, layer in _flat_layers(model) for op in _layer_ops(layer, name))
     if not any(isinstance(op, (Dense, Conv2D)) for op in ops):
         raise ExportError(f"Model '{model.name}' has no dense or convolution layer to export.")
     input_name = getattr(model.inputs[0], "name", None) or "input"
     return Stripped(model.name, str(input_name), tuple(int(d) for d in shape), ops)
 
 
-def _layer_ops(layer):
-    name = layer.name
+def _flat_layers(model, prefix=""):
+    """``(key, layer)`` of a Sequential model with nested Sequential blocks expanded, in order;
+    keys as ``supermask.convert.walk`` spells them ("block/dense")."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Sequential):
+            yield from _flat_layers(layer, f"{prefix}{layer.name}/")
+        else:
+            yield f"{prefix}{layer.name}", layer
+
+
+def _layer_ops(layer, name):
     if isinstance(layer, keras.layers.InputLayer):
         return []
     if hasattr(layer, "inference_kernel") or isinstance(layer, (keras.layers.Dense, keras.layers.Conv2D)):
-        return _kernel_ops(layer)
+        return _kernel_ops(layer, name)
     if isinstance(layer, keras.layers.Flatten):
         _check_channels_last(layer)
         return [Flatten(name)]
@@ -129,8 +140,7 @@ def _layer_ops(layer):
     raise _unsupported(layer)
 
 
-def _kernel_ops(layer):
-    name = layer.name
+def _kernel_ops(layer, name):
     if getattr(layer, "quantization_mode", None):
         raise _unsupported(layer, f"a {layer.quantization_mode}-quantized layer")
     if hasattr(layer, "inference_kernel"):

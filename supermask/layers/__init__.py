@@ -2,19 +2,20 @@
 
 import keras
 
-from supermask.layers.masked import KernelLayer, MaskedConv2D, MaskedDense, MaskedLayer
+from supermask.layers.masked import KernelLayer, MaskedConv1D, MaskedConv2D, MaskedDense, MaskedLayer
 from supermask.layers.supermask import (
     INFERENCE_MODES,
     LEARNERS,
+    SupermaskConv1D,
     SupermaskConv2D,
     SupermaskDense,
     SupermaskLayer,
 )
 
-for _cls in (MaskedDense, MaskedConv2D, SupermaskDense, SupermaskConv2D):
+for _cls in (MaskedDense, MaskedConv1D, MaskedConv2D, SupermaskDense, SupermaskConv1D, SupermaskConv2D):
     keras.saving.register_keras_serializable(package="supermask")(_cls)
 
 __all__ = [
-    "KernelLayer", "MaskedLayer", "MaskedDense", "MaskedConv2D",
-    "SupermaskLayer", "SupermaskDense", "SupermaskConv2D", "LEARNERS", "INFERENCE_MODES",
+    "KernelLayer", "MaskedLayer", "MaskedDense", "MaskedConv1D", "MaskedConv2D",
+    "SupermaskLayer", "SupermaskDense", "SupermaskConv1D", "SupermaskConv2D", "LEARNERS", "INFERENCE_MODES",
 ]

@@ -57,7 +57,7 @@ import numpy as np
 from keras import ops
 
 from supermask.errors import ConfigError
-from supermask.layers.masked import Conv2DOp, DenseOp, KernelLayer
+from supermask.layers.masked import Conv1DOp, Conv2DOp, DenseOp, KernelLayer
 from supermask.layers.ste import bernoulli_mask, keep_count, straight_through, top_k_mask
 
 LEARNERS = ("bernoulli", "edge-popup")
@@ -211,7 +211,7 @@ class SupermaskLayer(KernelLayer):
     def call(self, inputs, training=None):
         outputs = self.linear_op(inputs, self._masked_kernel(self.current_mask(bool(training))))
         if self.bias is not None:
-            outputs = ops.add(outputs, ops.stop_gradient(self.bias))
+            outputs = self.add_bias(outputs, ops.stop_gradient(self.bias))
         return self.activation(outputs)
 
     def get_config(self):
@@ -260,9 +260,16 @@ class SupermaskDense(DenseOp, SupermaskLayer):
 
 
 class SupermaskConv2D(Conv2DOp, SupermaskLayer):
-    """2-D supermask convolution (channels_last), frozen kernel of shape (kh, kw, cin, filters).
+    """2-D supermask convolution, frozen kernel of shape (kh, kw, cin // groups, filters).
 
     Args:
-        filters, kernel_size, strides, padding: as ``MaskedConv2D``.
+        filters, kernel_size, strides, padding, data_format, dilation_rate, groups: as ``MaskedConv2D``.
         Other arguments: see ``SupermaskLayer``.
+    """
+
+
+class SupermaskConv1D(Conv1DOp, SupermaskLayer):
+    """1-D supermask convolution, frozen kernel of shape (kw, cin // groups, filters).
+
+    Args as ``SupermaskConv2D`` (ints instead of pairs); ``padding`` may also be "causal".
     """
