@@ -91,18 +91,36 @@ class TrainConfig:
     """How to train one network densely (or with fixed masks)."""
 
     model: str = field(default="fc", metadata={
-        "help": "architecture: a built-in (fc, conv2, conv4, conv6) or your own builder as "
+        "help": "architecture: a built-in (fc, conv2, conv4, conv6, resnet20, vgg16) or your own builder as "
                 "package.module:function, called with input_shape=, num_classes= (and seed=)"})
     dataset: str = field(default="mnist", metadata={"help": "dataset ('fashion-mnist' is accepted too)",
                                                     "choices": _datasets, "normalize": _dataset_name})
     epochs: float = _help("training length in epochs of the training split (default: the paper's iterations)")
     iterations: int = _help("training length in iterations; overrides --epochs (default: the paper's: "
-                            "fc 50000, conv2 20000, conv4 25000, conv6 30000; your own model: 10 epochs)")
+                            "fc 50000, conv2 20000, conv4 25000, conv6 30000; resnet20 / vgg16 160 epochs; "
+                            "your own model: 10 epochs)")
     batch_size: int = _help("examples per step (default: the paper's, 60)")
     learning_rate: float = _help("Adam learning rate (default: the paper's for the model; your own model: 1e-3)")
     seed: int = field(default=0, metadata={"help": "fixes the initial weights and the data order"})
     eval_every: int = field(default=100, metadata={"help": "record validation and test metrics every N iterations"})
     validation_size: int = field(default=5000, metadata={"help": "training images held out for validation"})
+    optimizer: str = _help("sgd or adam (default: the model's: adam; resnet20 / vgg16 sgd)",
+                           choices=lambda: OPTIMIZER_CHOICES)
+    momentum: float = _help("SGD momentum (default: the model's: resnet20 / vgg16 0.9)")
+    weight_decay: float = _help("L2 penalty on every trainable weight, as PyTorch SGD's weight_decay (default: "
+                                "the model's: 0; resnet20 / vgg16 1e-4)")
+    lr_schedule: str = _help("learning-rate schedule: constant, step (times --gamma at each milestone) or cosine "
+                             "(default: the model's: constant; resnet20 / vgg16 step)", choices=lambda: TRAIN_SCHEDULES)
+    milestones: tuple = _help("step schedule: iterations at which the rate is multiplied by --gamma, as A,B "
+                              "(default: resnet20 / vgg16 at epochs 80 and 120)", normalize=lambda v: _ints_list(v))
+    gamma: float = _help("step schedule: the factor applied at each milestone (default 0.1)")
+    warmup: int = _help("iterations of linear learning-rate warm-up from 0 (default 0)")
+    augment: bool = _help("random crop (4-pixel zero padding) and horizontal flip of the training images, on the "
+                          "device, seeded (default: the model's: off; resnet20 / vgg16 on)")
+
+    # Whether ``resolve`` fills the training recipe above from the model's spec (the supermask
+    # trainer has its own optimiser defaults per learner).
+    RECIPE = True
 
     def __post_init__(self):
         from supermask.data import DATASETS, is_in_memory
@@ -121,6 +139,27 @@ class TrainConfig:
         if not _is_int(self.validation_size) or self.validation_size < 0:
             raise ConfigError(f"validation_size must be an integer >= 0. Received: "
                               f"validation_size={self.validation_size!r}")
+        self._check_recipe()
+
+    def _check_recipe(self):
+        """ConfigError for a bad optimiser, schedule or augmentation setting."""
+        if self.optimizer is not None and self.optimizer not in OPTIMIZER_CHOICES:
+            raise ConfigError(f"optimizer must be sgd or adam. Received: optimizer={self.optimizer!r}")
+        if self.lr_schedule is not None and self.lr_schedule not in TRAIN_SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {', '.join(TRAIN_SCHEDULES)}. "
+                              f"Received: lr_schedule={self.lr_schedule!r}")
+        for name in ("momentum", "weight_decay"):
+            value = getattr(self, name)
+            if value is not None and (not _is_real(value) or not math.isfinite(value) or value < 0):
+                raise ConfigError(f"{name} must be a finite number >= 0. Received: {name}={value!r}")
+        _positive(self, "gamma")
+        if self.warmup is not None and (not _is_int(self.warmup) or self.warmup < 0):
+            raise ConfigError(f"warmup must be an integer >= 0 (iterations). Received: warmup={self.warmup!r}")
+        if self.augment is not None and not isinstance(self.augment, bool):
+            raise ConfigError(f"augment must be true or false. Received: augment={self.augment!r}")
+        if self.milestones is not None:
+            object.__setattr__(self, "milestones", _ints_list(self.milestones))
+        _set_ints(self, "warmup")
 
     @property
     def spec(self):
@@ -139,10 +178,8 @@ class TrainConfig:
         if self.iterations is not None:
             return int(self.iterations)
         epochs = self.epochs
-        if epochs is None and self.spec.iterations is None:  # your own model: CUSTOM_EPOCHS epochs
-            from supermask.models import CUSTOM_EPOCHS
-
-            epochs = CUSTOM_EPOCHS
+        if epochs is None and self.spec.iterations is None:  # resnet20 / vgg16: 160; your own model: 10
+            epochs = self.spec.epochs
         if epochs is not None:
             steps_per_epoch = num_train_examples / self.resolved_batch_size()
             return max(1, round(epochs * steps_per_epoch))
@@ -156,12 +193,64 @@ class TrainConfig:
         ``epochs=None`` and explicit ``iterations``, ``batch_size`` and
         ``learning_rate``; resolving it again changes nothing.
         """
-        return dataclasses.replace(self, epochs=None, iterations=self.num_iterations(num_train_examples),
-                                   batch_size=self.resolved_batch_size(),
-                                   learning_rate=self.resolved_learning_rate())
+        resolved = dataclasses.replace(self, epochs=None, iterations=self.num_iterations(num_train_examples),
+                                       batch_size=self.resolved_batch_size(),
+                                       learning_rate=self.resolved_learning_rate())
+        return resolved._resolve_recipe(num_train_examples) if self.RECIPE else resolved
+
+    def _resolve_recipe(self, num_train_examples):
+        """The optimiser, schedule and augmentation filled in from the model's spec.
+
+        For models trained with the lottery papers' plain recipe (Adam, constant rate, no
+        weight decay, no augmentation: fc, conv2/4/6, your own) a value equal to that recipe
+        stays None, so their configs (and experiment hashes) are what they were before these
+        options existed; resnet20 / vgg16 spell every value out.
+        """
+        spec = self.spec
+        values = {name: getattr(self, name) if getattr(self, name) is not None else getattr(spec, name)
+                  for name in ("optimizer", "momentum", "weight_decay", "lr_schedule", "gamma", "warmup", "augment")}
+        if self.milestones is not None:
+            values["milestones"] = self.milestones
+        else:
+            per_epoch = num_train_examples / self.resolved_batch_size()
+            values["milestones"] = tuple(max(1, round(e * per_epoch)) for e in spec.milestones)
+        if values["optimizer"] == "adam" and values["momentum"]:
+            raise ConfigError(f"momentum applies to optimizer sgd. Received: momentum={values['momentum']}, "
+                              "optimizer='adam'")
+        if values["lr_schedule"] != "step":
+            if self.milestones:
+                raise ConfigError(f"milestones apply to lr_schedule 'step'. Received: milestones={self.milestones}, "
+                                  f"lr_schedule={values['lr_schedule']!r}")
+            values["milestones"], values["gamma"] = (), None
+        elif not values["milestones"]:
+            raise ConfigError("lr_schedule 'step' needs --milestones (iterations, e.g. 30000,40000).")
+        if self.milestones and any(m >= self.iterations for m in self.milestones):  # the model's may lie beyond
+            raise ConfigError(f"milestones must be below the {self.iterations} training iterations. "
+                              f"Received: {values['milestones']}")
+        plain = {"optimizer": "adam", "momentum": 0.0, "weight_decay": 0.0, "lr_schedule": "constant",
+                 "milestones": (), "gamma": None, "warmup": 0, "augment": False}
+        if all(getattr(spec, name) == value for name, value in plain.items() if name != "gamma"):
+            values = {name: None if value == plain[name] else value for name, value in values.items()}
+        return dataclasses.replace(self, **values)
 
 
 PRUNING_STRATEGIES = ("layerwise", "global")
+TRAIN_SCHEDULES = ("constant", "step", "cosine")
+
+
+def _ints_list(value):
+    """Iterations from "a,b", a list or a tuple, as an increasing tuple of ints > 0."""
+    if value is None:
+        return ()
+    items = [v.strip() for v in value.split(",") if v.strip()] if isinstance(value, str) else list(value)
+    try:
+        out = tuple(int(v) for v in items)
+    except (TypeError, ValueError):
+        out = None
+    if out is None or any(not _is_int(v) and not (isinstance(v, str) and v.isdigit()) for v in items) \
+            or any(v <= 0 for v in out) or any(b <= a for a, b in zip(out, out[1:])):
+        raise ConfigError(f"milestones must be increasing iterations > 0, as A,B. Received: {value!r}")
+    return out
 
 
 def _names_list(value):
@@ -272,14 +361,14 @@ class LotteryConfig(TrainConfig):
     rate_fc: float = _help("per-round pruning fraction of hidden dense layers (default 0.2)")
     rate_output: float = _help("per-round pruning fraction of the output layer, the last prunable one (default 0.1)")
     control: bool = field(default=True, metadata={"help": "also train the random-reinit control of every level"})
-    pruning: str = field(default="layerwise", metadata={
-        "help": "layerwise: each layer loses its own rate of its weights per round (Frankle & Carbin); global: "
-                "one ranking over all pruned layers, --global-rate of their weights per round (open_lth's "
-                "sparse_global)", "choices": lambda: PRUNING_STRATEGIES})
+    pruning: str = _help("layerwise: each layer loses its own rate of its weights per round (Frankle & Carbin); "
+                         "global: one ranking over all pruned layers, --global-rate of their weights per round "
+                         "(open_lth's sparse_global) (default: the model's: layerwise; resnet20 / vgg16 global)",
+                         choices=lambda: PRUNING_STRATEGIES)
     global_rate: float = _help("--pruning global: per-round pruning fraction of all pruned weights together "
                                "(default 0.2, open_lth's)")
-    prune_ignore: tuple = field(default=(), metadata={
-        "help": "comma-separated layer names that are never pruned (e.g. output)", "normalize": _names_list})
+    prune_ignore: tuple = _help("comma-separated layer names that are never pruned, e.g. output (default: the "
+                                "model's: none; vgg16 output, as open_lth)", normalize=lambda v: _names_list(v))
     layer_rates: tuple = field(default=(), metadata={
         "help": "per-layer pruning fractions overriding the kind's, as NAME=RATE,NAME=RATE (layer names as "
                 "in masks.h5, nested ones as block/dense)", "normalize": _rates_list})
@@ -301,17 +390,16 @@ class LotteryConfig(TrainConfig):
             value = getattr(self, name)
             if value is not None and not (_is_real(value) and 0 <= value < 1):
                 raise ConfigError(f"{name} must be in [0, 1). Received: {name}={value!r}")
-        from supermask.models import is_builder
-
-        if self.rate_conv is not None and not self.spec.conv_filters and not is_builder(self.model):
+        if self.rate_conv is not None and not self.spec.conv_filters and not self._kind_rated:
             raise ConfigError(f"rate_conv applies to models with convolutions (conv2, conv4, conv6); "
                               f"{self.model} has none. Received: rate_conv={self.rate_conv}")
-        object.__setattr__(self, "prune_ignore", _names_list(self.prune_ignore))
+        if self.prune_ignore is not None:
+            object.__setattr__(self, "prune_ignore", _names_list(self.prune_ignore))
         object.__setattr__(self, "layer_rates", _rates_list(self.layer_rates))
-        if self.pruning not in PRUNING_STRATEGIES:
+        if self.pruning is not None and self.pruning not in PRUNING_STRATEGIES:
             raise ConfigError(f"pruning must be one of {', '.join(PRUNING_STRATEGIES)}. "
                               f"Received: pruning={self.pruning!r}")
-        if self.pruning == "global":
+        if self.strategy == "global":
             from supermask.criteria import check_global
 
             check_global(self.criterion)
@@ -322,7 +410,24 @@ class LotteryConfig(TrainConfig):
                                   "(it has one --global-rate); drop them, or use --pruning layerwise.")
         elif self.global_rate is not None:
             raise ConfigError(f"global_rate applies to --pruning global. Received: global_rate={self.global_rate}, "
-                              f"pruning={self.pruning!r}")
+                              f"pruning={self.strategy!r}")
+
+    @property
+    def _kind_rated(self):
+        """Whether layer-wise rates come from the layer kinds (not a paper's table by layer name)."""
+        from supermask.models import is_builder
+
+        return is_builder(self.model) or self.spec.builder is not None
+
+    @property
+    def strategy(self):
+        """The pruning strategy: ``pruning``, else the model's (layerwise; resnet20 / vgg16 global)."""
+        return self.pruning or self.spec.pruning
+
+    @property
+    def ignored(self):
+        """The layers never pruned: ``prune_ignore``, else the model's (vgg16: output)."""
+        return self.prune_ignore if self.prune_ignore is not None else tuple(self.spec.prune_ignore)
 
     def rates(self, kinds):
         """Per-round pruning fraction of each layer for ``--pruning layerwise``.
@@ -337,42 +442,45 @@ class LotteryConfig(TrainConfig):
 
         if not isinstance(kinds, dict):
             kinds = {name: "conv" if name.startswith("conv") else "dense" for name in kinds}
-        from supermask.models import is_builder
-
         self.check_layers(kinds)
-        # The built-in models name their output layer "output"; for others it is the last one.
-        roles = (layer_roles(kinds) if is_builder(self.model)
+        # The papers' models name their output layer "output"; for others it is the last one.
+        roles = (layer_roles(kinds) if self._kind_rated
                  else {name: "output" if name == "output" else kind for name, kind in kinds.items()})
-
-        rates = ({name: KIND_RATES[role] for name, role in roles.items()} if is_builder(self.model)
+        rates = ({name: KIND_RATES[role] for name, role in roles.items()} if self._kind_rated
                  else default_rates(self.model, list(kinds)))
         for layer, role in roles.items():
             kind = {"output": "rate_output", "conv": "rate_conv", "dense": "rate_fc"}[role]
             if getattr(self, kind) is not None:
                 rates[layer] = getattr(self, kind)
         rates.update(dict(self.layer_rates))
-        rates.update({name: 0.0 for name in self.prune_ignore})
+        rates.update({name: 0.0 for name in self.ignored})
         return rates
 
     def check_layers(self, layers):
         """ConfigError if --prune-ignore or --layer-rates name a layer not among ``layers``."""
-        named = [*self.prune_ignore, *(name for name, _ in self.layer_rates)]
+        named = [*self.ignored, *(name for name, _ in self.layer_rates)]
         unknown = [name for name in named if name not in layers]
         if unknown:
             raise ConfigError(f"No prunable layer {', '.join(map(repr, unknown))} in model {self.model}. Prunable "
                               f"layers: {', '.join(layers)}.")
 
     def resolve(self, num_train_examples):
-        """``TrainConfig.resolve`` plus the pruning rates of the model: the per-kind rates for
-        ``layerwise``, the global rate for ``global``."""
-        from supermask.models import is_builder
+        """``TrainConfig.resolve`` plus the pruning of the model: the strategy and ignored layers
+        (spelled out only where they differ from layerwise / none, so older hashes hold), and
+        the per-kind rates for ``layerwise`` or the global rate for ``global``."""
         from supermask.pruning import GLOBAL_RATE, KIND_RATES, PRUNE_RATES
 
         base = super().resolve(num_train_examples)
-        if self.pruning == "global":
-            return dataclasses.replace(base, global_rate=self.global_rate if self.global_rate is not None
-                                       else GLOBAL_RATE)
-        if is_builder(self.model):
+        if base.weight_decay and self.mask0 != "mask":
+            raise ConfigError(f"Mask-0 action {self.mask0!r} keeps pruned weights frozen, which --weight-decay would "
+                              "shrink; set --weight-decay 0 or use --mask0 mask.")
+        plain = self.spec.pruning == "layerwise" and not self.spec.prune_ignore  # the lottery papers' models
+        base = dataclasses.replace(base, pruning=None if plain and self.strategy == "layerwise" else self.strategy,
+                                   prune_ignore=None if plain and not self.ignored else tuple(self.ignored))
+        if self.strategy == "global":
+            rate = self.global_rate if self.global_rate is not None else self.spec.global_rate or GLOBAL_RATE
+            return dataclasses.replace(base, global_rate=rate)
+        if self._kind_rated:
             conv, fc, output = KIND_RATES["conv"], KIND_RATES["dense"], KIND_RATES["output"]
         else:
             table = PRUNE_RATES[self.model]
@@ -449,6 +557,14 @@ class SupermaskConfig(TrainConfig):
     score_init: float = _help("bernoulli: initial score of every weight (default: 0, i.e. p = 0.5)")
     eval_samples: int = field(default=10, metadata={
         "help": "bernoulli: sampled masks averaged in the final test evaluation (the paper's 10)"})
+
+    RECIPE = False
+
+    def _check_recipe(self):
+        for name in ("milestones", "gamma", "warmup", "augment"):
+            if getattr(self, name) not in (None, ()):
+                raise ConfigError(f"{name} does not apply to the supermask trainer (its schedules are constant or "
+                                  f"cosine, without augmentation). Received: {name}={getattr(self, name)!r}")
 
     def __post_init__(self):
         super().__post_init__()

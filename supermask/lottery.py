@@ -42,7 +42,7 @@ from supermask.models import build, prunable_layers
 from supermask.results import format_aggregate, load_experiment, read_metrics, trial_rows, write_experiment_summary
 from supermask.engine import train_many
 from supermask.pruning import density, keep_count, overall_density, prune_global_level, prune_level
-from supermask.train import compile_model, config_for, load_data, make_optimizer, summarize, write_run_files
+from supermask.train import compile_model, config_for, load_data, recipe_optimizer, summarize, write_run_files
 
 
 @dataclass
@@ -75,16 +75,16 @@ class Layout:
 
 def prune_masks(config, scores, masks, level, layout):
     """The masks of ``level`` from the scores and masks of level - 1, by ``config.pruning``."""
-    if config.pruning == "global":
-        return prune_global_level(scores, masks, config.global_rate, level, config.prune_ignore)
+    if config.strategy == "global":
+        return prune_global_level(scores, masks, config.global_rate, level, config.ignored)
     return prune_level(scores, masks, config.rates(layout.kinds), level)
 
 
 def planned_density(config, layout, level):
     """Fraction of all prunable weights that ``level`` keeps (the closed form)."""
     sizes = layout.sizes
-    if config.pruning == "global":
-        ignored = sum(n for name, n in sizes.items() if name in config.prune_ignore)
+    if config.strategy == "global":
+        ignored = sum(n for name, n in sizes.items() if name in config.ignored)
         kept = keep_count(sum(sizes.values()) - ignored, config.global_rate, level) + ignored
     else:
         rates = config.rates(layout.kinds)
@@ -134,11 +134,14 @@ def train_jobs(jobs, data, level, verbose=1, engine=None):
                       freeze_pruned=job.freeze_pruned)
         M.set_weights(model, job.start)
         M.set_masks(model, job.masks)
-        compile_model(model, make_optimizer(job.config.resolved_learning_rate()))
         models.append(model)
     config = jobs[0].config
     rewind = config.rewind_iteration
-    results = train_many(models, data, iterations=config.num_iterations(len(data.x_train)),
+    iterations = config.num_iterations(len(data.x_train))
+    for model in models:
+        compile_model(model, recipe_optimizer(config, iterations, start_iteration=rewind if level else 0))
+    results = train_many(models, data, iterations=iterations, weight_decay=config.weight_decay or 0.0,
+                         augment=bool(config.augment),
                          batch_size=config.resolved_batch_size(), seeds=[job.config.seed for job in jobs],
                          eval_every=config.eval_every,
                          # Level 0 starts at iteration 0 (and snapshots the rewind point);

@@ -7,7 +7,12 @@ fc         784-300-100-10 ("LeNet-300-100")                              Adam 1.
 conv2      conv64-conv64-pool, 256-256-10                                Adam 2e-4
 conv4      conv64-conv64-pool, conv128-conv128-pool, 256-256-10          Adam 3e-4
 conv6      ... conv256-conv256-pool, 256-256-10                          Adam 3e-4
+resnet20   open_lth's cifar_resnet_20 (``supermask.zoo``), BatchNorm      SGD 0.1, see below
+vgg16      open_lth's cifar_vgg_16 with BatchNorm (``supermask.zoo``)     SGD 0.1, see below
 =========  ==========================================================  ==============
+
+``resnet20`` and ``vgg16`` are plain Keras models (``supermask.zoo``) converted by
+``supermask.convert``; their recipe is open_lth's (``_CIFAR_RECIPE``).
 
 Convolutions are 3x3, stride 1, "same" padding; pools are 2x2 max-pools
 (Frankle & Carbin 2019, Fig. 2). All use batch size 60 and Glorot-normal kernels.
@@ -49,21 +54,46 @@ class ModelSpec:
     learning_rate: float
     batch_size: int = 60
     optimizer: str = "adam"
-    iterations: int | None = 50_000  # Frankle & Carbin's training budget; None: CUSTOM_EPOCHS epochs
+    iterations: int | None = 50_000  # Frankle & Carbin's training budget; None: ``epochs`` epochs
+    epochs: float | None = None
+    # The training recipe beyond Adam at a constant rate (``TrainConfig`` fields of the same names).
+    momentum: float = 0.0
+    weight_decay: float = 0.0  # L2 on every trainable weight, as PyTorch SGD's weight_decay
+    lr_schedule: str = "constant"
+    milestones: tuple = ()  # epochs at which a "step" schedule multiplies the rate by gamma
+    gamma: float = 0.1
+    warmup: int = 0  # iterations of linear warm-up
+    augment: bool = False  # random crop (pad 4) and horizontal flip
+    # IMP defaults (``LotteryConfig``).
+    pruning: str = "layerwise"
+    global_rate: float | None = None
+    prune_ignore: tuple = ()
+    builder: str | None = None  # "module:function" of a plain Keras model, converted by convert.masked
 
+
+# open_lth's CIFAR-10 recipe for both (``default_hparams`` of models/cifar_resnet.py and
+# models/cifar_vgg.py): SGD momentum 0.9, lr 0.1, batch 128, weight decay 1e-4, 160 epochs with the
+# rate divided by 10 at epochs 80 and 120, no warm-up, flips + 4-pixel crops, global magnitude
+# pruning of 20 % per level (VGG-16 never prunes its output layer: pruning_layers_to_ignore fc.weight).
+_CIFAR_RECIPE = dict(batch_size=128, optimizer="sgd", iterations=None, epochs=160, momentum=0.9, weight_decay=1e-4,
+                     lr_schedule="step", milestones=(80, 120), gamma=0.1, augment=True, pruning="global",
+                     global_rate=0.2)
 
 MODELS = {
     "fc": ModelSpec("fc", (), (300, 100), 1.2e-3, iterations=50_000),
     "conv2": ModelSpec("conv2", (64,), (256, 256), 2e-4, iterations=20_000),
     "conv4": ModelSpec("conv4", (64, 128), (256, 256), 3e-4, iterations=25_000),
     "conv6": ModelSpec("conv6", (64, 128, 256), (256, 256), 3e-4, iterations=30_000),
+    "resnet20": ModelSpec("resnet20", (), (), 0.1, builder="supermask.zoo:resnet20", **_CIFAR_RECIPE),
+    "vgg16": ModelSpec("vgg16", (), (), 0.1, builder="supermask.zoo:vgg16", prune_ignore=("output",),
+                       **_CIFAR_RECIPE),
 }
 
 
 # Your own model (a builder "package.module:function"): Keras's Adam default rate, the papers'
 # batch size, and CUSTOM_EPOCHS epochs unless --iterations / --epochs say otherwise.
 CUSTOM_EPOCHS = 10
-CUSTOM = ModelSpec("custom", (), (), 1e-3, iterations=None)
+CUSTOM = ModelSpec("custom", (), (), 1e-3, iterations=None, epochs=CUSTOM_EPOCHS)
 
 
 def is_builder(name):
@@ -145,13 +175,13 @@ def build(name, input_shape, num_classes=10, seed=0, kind="masked", freeze_prune
     from supermask import convert
     from supermask.config import check_seed
 
-    if not is_builder(name):
+    if not is_builder(name) and get_spec(name).builder is None:
         return build_model(name, input_shape, num_classes, seed=seed, freeze_pruned=freeze_pruned, kind=kind,
                            supermask=supermask)
     check_seed(seed)
     if kind not in KINDS:
         raise ConfigError(f"kind must be one of {', '.join(KINDS)}. Received: kind={kind!r}")
-    fn = builder(name)
+    fn = builder(name if is_builder(name) else get_spec(name).builder)
     kwargs = {"input_shape": tuple(input_shape), "num_classes": int(num_classes)}
     try:
         parameters = inspect.signature(fn).parameters
@@ -239,6 +269,9 @@ def build_model(name, input_shape, num_classes=10, seed=0, freeze_pruned=False, 
     from supermask.config import check_seed
 
     spec = get_spec(name)
+    if spec.builder is not None:  # resnet20, vgg16: plain Keras models, converted
+        return build(name, input_shape, num_classes, seed=seed, kind=kind, freeze_pruned=freeze_pruned,
+                     supermask=supermask)
     check_seed(seed)
     if len(input_shape) != 3:
         raise ConfigError(f"input_shape must be (height, width, channels). Received: {input_shape!r}")

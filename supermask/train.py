@@ -49,6 +49,21 @@ def make_optimizer(learning_rate, name="adam", momentum=0.0, cosine_steps=None):
     return keras.optimizers.Adam(learning_rate=learning_rate)
 
 
+def recipe_optimizer(config, iterations, start_iteration=0):
+    """The optimiser of a resolved ``TrainConfig`` (or ``LotteryConfig``): Adam or SGD with momentum,
+    at a constant rate or on a ``supermask.schedules.Schedule`` (step / cosine, warm-up) whose
+    iteration 0 is the first update; ``start_iteration``: a level starting at a late-rewinding
+    point continues the schedule from there."""
+    from supermask.schedules import Schedule
+
+    rate = config.resolved_learning_rate()
+    kind, warmup = config.lr_schedule or "constant", config.warmup or 0
+    if kind != "constant" or warmup:
+        rate = Schedule(rate, kind, milestones=config.milestones or (), gamma=config.gamma or 0.1, warmup=warmup,
+                        total=iterations, offset=start_iteration)
+    return make_optimizer(rate, name=config.optimizer or "adam", momentum=config.momentum or 0.0)
+
+
 def compile_model(model, optimizer):
     """Compile for training with a cross-entropy loss on logits and accuracy."""
     model.compile(
@@ -61,7 +76,7 @@ def compile_model(model, optimizer):
 
 
 def train_model(model, data, *, iterations, batch_size, seed=0, eval_every=100,
-                snapshot_iterations=(), start_iteration=0, verbose=1, engine=None):
+                snapshot_iterations=(), start_iteration=0, verbose=1, engine=None, weight_decay=0.0, augment=False):
     """Train a compiled ``model`` on ``data`` (a ``supermask.data.Dataset``).
 
     Args:
@@ -75,13 +90,15 @@ def train_model(model, data, *, iterations, batch_size, seed=0, eval_every=100,
         verbose: progress output (a bar on a terminal, a line per record elsewhere); 0 is silent.
         engine: "compiled" (default: one compiled program per chunk, see
             ``supermask.engine``) or "fit" (the reference: Keras ``fit`` per chunk).
+        weight_decay, augment: see ``supermask.engine.train_many``.
 
     Returns:
         A ``TrainResult``. Raises ``TrainingError`` if the loss becomes NaN or infinite.
     """
     return train_many([model], data, iterations=iterations, batch_size=batch_size, seeds=[seed],
                       eval_every=eval_every, snapshot_iterations=snapshot_iterations,
-                      start_iteration=start_iteration, verbose=verbose, engine=engine)[0]
+                      start_iteration=start_iteration, verbose=verbose, engine=engine, weight_decay=weight_decay,
+                      augment=augment)[0]
 
 
 def summarize(history):
@@ -207,13 +224,14 @@ def run(config=None, data_dir=None, out=None, verbose=1, overwrite=False, out_ro
     with claim_output(out, overwrite):
         keras.utils.set_random_seed(config.seed)
         model = build(config.model, data.input_shape, data.num_classes, seed=config.seed)
-        compile_model(model, make_optimizer(config.learning_rate))
+        compile_model(model, recipe_optimizer(config, config.iterations))
         if verbose:
             print(f"Training {config.model} on {config.dataset} for {config.iterations} iterations "
                   f"(batch {config.batch_size}, backend {backend.name()})")
         init = get_weights(model)
         result = train_model(model, data, iterations=config.iterations, batch_size=config.batch_size,
-                             seed=config.seed, eval_every=config.eval_every, verbose=verbose, engine=engine)
+                             seed=config.seed, eval_every=config.eval_every, verbose=verbose, engine=engine,
+                             weight_decay=config.weight_decay or 0.0, augment=bool(config.augment))
         metrics = {
             "backend": backend.name(),
             "config_hash": config_hash(config),

@@ -362,7 +362,7 @@ def test_masked_layer_args_survive_a_round_trip(tmp_path):
         MaskedDense(3, kernel_regularizer="l2", freeze_pruned=True)
 
 
-def test_export_expands_nested_sequential_blocks_and_sends_other_graphs_to_strip(tmp_path):
+def test_export_expands_nested_blocks_and_sends_subclassed_models_to_strip(tmp_path):
     from supermask.export import export_model
     from supermask.export.errors import ExportError
 
@@ -374,6 +374,11 @@ def test_export_expands_nested_sequential_blocks_and_sends_other_graphs_to_strip
     M.set_masks(model, {name: rng.random(m.shape) < 0.5 for name, m in M.get_masks(model).items()})
     report = export_model(model, tmp_path / "nested.onnx")  # verified against Keras in onnxruntime
     assert report.check.within() and [d["layer"] for d in report.layers] == ["blk/c", "o"]
+    residual = convert.masked(residual_model())
+    _randomize(residual, seed=9)
+    report = export_model(residual, tmp_path / "graph.onnx")  # nested Sequential, Add, BN folded, GAP
+    assert report.check.within() and report.check.argmax_agreement == 1.0
+    assert [d["layer"] for d in report.layers] == ["stem", "block/conv", "down", "hidden", "head"]
     with pytest.raises(ExportError, match=r"supermask.convert.strip\(model\)"):
-        export_model(convert.masked(residual_model()), tmp_path / "graph.onnx")
-    assert not (tmp_path / "graph.onnx").exists()
+        export_model(convert.masked(_subclassed()), tmp_path / "subclassed.onnx")
+    assert not (tmp_path / "subclassed.onnx").exists()

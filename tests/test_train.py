@@ -118,7 +118,7 @@ def test_cli_bad_input_exits_with_a_message(tmp_path, capsys):
         run_main(main, ["--model", "resnet", "--out", str(tmp_path / "x")])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "Unknown model 'resnet'. Valid models: fc, conv2, conv4, conv6, or your own builder" in err
+    assert "Unknown model 'resnet'. Valid models: fc, conv2, conv4, conv6, resnet20, vgg16, or your own builder" in err
     assert err.count("\n") == 1
     with pytest.raises(SystemExit):
         run_main(main, ["--data-dir", str(tmp_path), "--out", str(tmp_path / "y"), "--quiet"])

@@ -128,11 +128,16 @@ def check_engine(engine):
     return engine
 
 
-def program_for(models, data, batch_size, engine=DEFAULT_ENGINE):
+def program_for(models, data, batch_size, engine=DEFAULT_ENGINE, weight_decay=0.0, augment=False):
     """The ``Program`` of ``engine`` (the active backend's compiled one, or ``fit``)."""
     name = backend.name()
     if engine == "fit":
+        if weight_decay or augment:
+            raise ConfigError("engine 'fit' (the reference path) trains without --weight-decay and --augment; "
+                              "use the compiled engine for them.")
         from supermask.engine import fit as module
+
+        return module.Program(models, data, batch_size)
     elif name == "jax":
         from supermask.engine import jax as module
     elif name == "tensorflow":
@@ -141,11 +146,11 @@ def program_for(models, data, batch_size, engine=DEFAULT_ENGINE):
         from supermask.engine import torch as module
     else:
         raise ConfigError(f"No compiled engine for KERAS_BACKEND={name}; pass engine='fit'.")
-    return module.Program(models, data, batch_size)
+    return module.Program(models, data, batch_size, weight_decay=float(weight_decay), augment=bool(augment))
 
 
 def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, snapshot_iterations=(),
-               start_iteration=0, verbose=1, engine=None):
+               start_iteration=0, verbose=1, engine=None, weight_decay=0.0, augment=False):
     """Train compiled ``models`` (one architecture) together; one ``TrainResult`` per model.
 
     Args:
@@ -161,9 +166,14 @@ def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, s
             and train on the batches from here to ``iterations``.
         verbose: progress output (see ``Progress``); 0 is silent.
         engine: "compiled" (default) or "fit" (the reference: Keras ``fit`` per chunk).
+        weight_decay: L2 penalty ``weight_decay / 2 * sum(w ** 2)`` over every trainable
+            weight, added to the loss (PyTorch SGD's coupled ``weight_decay``).
+        augment: random crop and flip of every training batch (``supermask.engine.augment``),
+            its choices drawn per model from its seed; needs images (H, W, C).
 
     Raises ``TrainingError`` if a loss becomes NaN or infinite.
     """
+    from supermask.engine.augment import AugmentStream
     from supermask.masks import get_weights
 
     models, seeds = list(models), [int(s) for s in seeds]
@@ -171,10 +181,14 @@ def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, s
         raise ConfigError(f"train_many needs one seed per model. Received {len(models)} models, {len(seeds)} seeds.")
     if not 0 <= start_iteration < iterations:
         raise ConfigError(f"start_iteration must be in [0, {iterations}). Received: {start_iteration}")
+    if augment and len(data.input_shape) != 3:
+        raise ConfigError(f"augment crops and flips images (H, W, C); this data has examples of shape "
+                          f"{data.input_shape}. Turn --augment off.")
     start = time.perf_counter()
-    program = program_for(models, data, batch_size, check_engine(engine))
+    program = program_for(models, data, batch_size, check_engine(engine), weight_decay, augment)
     streams = [BatchStream(len(data.x_train), batch_size, s) for s in seeds]
-    for stream in streams:
+    crops = [AugmentStream(batch_size, s) for s in seeds] if augment else []
+    for stream in (*streams, *crops):
         stream.take(start_iteration)
     histories = [[] for _ in models]
     snapshots = [{} for _ in models]
@@ -206,6 +220,9 @@ def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, s
     progress = Progress(iterations, len(models), verbose)
     for end in chunk_ends(done, iterations, eval_every, snapshot_iterations):
         indices = np.stack([stream.take(end - done) for stream in streams])
+        if crops:  # (K, steps, batch, 4): example index, crop offsets, flip
+            choices = np.stack([crop.take(end - done) for crop in crops])
+            indices = np.concatenate([indices[..., None], choices], axis=-1)
         sums = program.train_chunk(indices)
         if not np.all(np.isfinite(sums[:, 0])):
             bad = float(sums[~np.isfinite(sums[:, 0]), 0][0] / (end - done))

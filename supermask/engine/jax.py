@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import keras
 import numpy as np
 
+from supermask.engine.augment import augment as augment_batch
 from supermask.engine.driver import EVAL_BATCH_SIZE, check_same_program, eval_splits
 
 _CACHE = {}  # (signature, K, batch size) -> (dataset, compiled functions); the last few only
@@ -35,7 +36,7 @@ def _stack(values):
 class Program:
     """Train and evaluate ``models`` (compiled, one architecture) as one JAX program."""
 
-    def __init__(self, models, data, batch_size):
+    def __init__(self, models, data, batch_size, weight_decay=0.0, augment=False):
         signature = check_same_program(models)
         self.models = models
         for m in models:
@@ -44,17 +45,18 @@ class Program:
         per_model = [([v.value for v in m.trainable_variables], [v.value for v in m.non_trainable_variables],
                       [v.value for v in m.optimizer.variables]) for m in models]
         self.state = jax.tree_util.tree_map(lambda *xs: _stack(xs), *per_model)
-        key = (signature, len(models), int(batch_size))
+        key = (signature, len(models), int(batch_size), weight_decay, augment)
         cached = _CACHE.get(key)
         if cached is None or cached[0] is not data:
             _CACHE.pop(key, None)
             while len(_CACHE) >= _CACHE_SIZE:
                 _CACHE.pop(next(iter(_CACHE)))
-            _CACHE[key] = (data, _compile(models[0], data, len(models)))
+            _CACHE[key] = (data, _compile(models[0], data, len(models), weight_decay, augment))
         self.splits, self._chunk, self._evaluate = _CACHE[key][1]
 
     def train_chunk(self, indices):
-        """Run ``indices`` ((K, steps, batch) int32) through the K models; (K, 2) loss/accuracy sums."""
+        """Run ``indices`` ((K, steps, batch) int32, or (K, steps, batch, 4) with the augmentation
+        choices) through the K models; (K, 2) loss/accuracy sums."""
         self.state, sums = self._chunk(self.state, jnp.asarray(indices))
         return np.asarray(sums, dtype=np.float64)
 
@@ -76,7 +78,7 @@ class Program:
                     variable.assign(value[k])
 
 
-def _compile(model, data, count):
+def _compile(model, data, count, weight_decay=0.0, augment=False):
     """``(eval splits on the device, jitted chunk, jitted evaluation)`` for ``count`` models
     shaped like ``model`` (any model of that architecture may lend its structure)."""
     x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
@@ -86,7 +88,12 @@ def _compile(model, data, count):
 
     def step(state, idx):
         trainable, non_trainable, opt_vars = state
-        x, y = x_train[idx], y_train[idx]
+        if augment:
+            idx, choices = idx[:, 0], idx[:, 1:]
+            x = augment_batch(x_train[idx], choices)
+        else:
+            x = x_train[idx]
+        y = y_train[idx]
 
         def loss_of(trainable):
             logits, non_trainable_new, losses = model.stateless_call(
@@ -94,6 +101,8 @@ def _compile(model, data, count):
             loss = loss_fn(y, logits)
             if losses:
                 loss = loss + sum(losses)
+            if weight_decay:
+                loss = loss + 0.5 * weight_decay * sum(jnp.sum(jnp.square(v)) for v in trainable)
             return loss, (logits, non_trainable_new)
 
         (loss, (logits, non_trainable)), grads = jax.value_and_grad(loss_of, has_aux=True)(trainable)

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from supermask.engine.augment import augment as augment_batch
 from supermask.engine.driver import check_same_program, eval_splits
 
 
@@ -33,7 +34,7 @@ logging.getLogger("tensorflow").addFilter(_ExpectedRetracing())
 class _Single:
     """The compiled chunk and evaluation of one model."""
 
-    def __init__(self, model, x_train, y_train, splits):
+    def __init__(self, model, x_train, y_train, splits, weight_decay=0.0, augment=False):
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         self.splits = splits
@@ -41,12 +42,19 @@ class _Single:
         variables, optimizer = model.trainable_variables, model.optimizer
 
         def step(idx):
-            x, y = tf.gather(x_train, idx), tf.gather(y_train, idx)
+            if augment:
+                idx, choices = idx[:, 0], idx[:, 1:]
+                x = augment_batch(tf.gather(x_train, idx), choices)
+            else:
+                x = tf.gather(x_train, idx)
+            y = tf.gather(y_train, idx)
             with tf.GradientTape() as tape:
                 logits = model(x, training=True)
                 loss = loss_fn(y, logits)
                 if model.losses:
                     loss = loss + tf.add_n(model.losses)
+                if weight_decay:
+                    loss = loss + 0.5 * weight_decay * tf.add_n([tf.reduce_sum(tf.square(v)) for v in variables])
             optimizer.apply(tape.gradient(loss, variables), variables)
             correct = tf.equal(tf.argmax(logits, axis=-1, output_type=y.dtype), y)
             return loss, tf.reduce_mean(tf.cast(correct, tf.float32))
@@ -80,11 +88,11 @@ class _Single:
 class Program:
     """Train and evaluate ``models`` with compiled TensorFlow loops, one model at a time."""
 
-    def __init__(self, models, data, batch_size):
+    def __init__(self, models, data, batch_size, weight_decay=0.0, augment=False):
         check_same_program(models)
         x_train, y_train = tf.constant(data.x_train), tf.constant(data.y_train)
         splits = {k: tuple(tf.constant(a) for a in v) for k, v in eval_splits(data).items()}
-        self.singles = [_Single(m, x_train, y_train, splits) for m in models]
+        self.singles = [_Single(m, x_train, y_train, splits, weight_decay, augment) for m in models]
 
     def train_chunk(self, indices):
         """Run ``indices`` ((K, steps, batch) int32) through the K models; (K, 2) loss/accuracy sums."""

@@ -36,6 +36,7 @@ import keras
 import numpy as np
 import torch
 
+from supermask.engine.augment import augment as augment_batch
 from supermask.engine.driver import check_same_program, eval_splits
 
 WARMUP_STEPS = 3  # eager steps on a side stream before a CUDA graph is captured
@@ -93,7 +94,7 @@ def adam_update(optimizer, variables):
 
 
 class _Single:
-    def __init__(self, model, x_train, y_train, splits):
+    def __init__(self, model, x_train, y_train, splits, weight_decay=0.0, augment=False):
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         self.model, self.x_train, self.y_train, self.splits = model, x_train, y_train, splits
@@ -101,6 +102,7 @@ class _Single:
         self.params = [v.value for v in self.variables]  # the torch tensors behind the Keras variables
         self.forward = _forward(model)
         self.has_losses = bool(model.losses)  # regularisers: their losses are recomputed every step
+        self.weight_decay, self.augment = weight_decay, augment
         fast = adam_update(model.optimizer, self.variables)
         self.update = fast or (lambda grads: model.optimizer.apply(grads, self.variables))
         self.sums = torch.zeros(2, dtype=torch.float64, device=x_train.device)  # loss, correct predictions
@@ -111,11 +113,21 @@ class _Single:
 
     def _loss(self, logits, y):
         loss = torch.nn.functional.cross_entropy(logits, y)
-        return loss + sum(self.model.losses) if self.has_losses else loss
+        if self.has_losses:
+            loss = loss + sum(self.model.losses)
+        if self.weight_decay:
+            loss = loss + 0.5 * self.weight_decay * sum(torch.sum(p * p) for p in self.params)
+        return loss
 
     def _step(self, idx):
-        """One training step on the batch ``idx`` ((batch,) int64 on the device), sums updated."""
-        x, y = self.x_train[idx], self.y_train[idx]
+        """One training step on the batch ``idx`` ((batch,) int64 on the device, or (batch, 4) with
+        the augmentation choices), sums updated."""
+        if self.augment:
+            idx, choices = idx[:, 0], idx[:, 1:]
+            x = augment_batch(self.x_train[idx], choices)
+        else:
+            x = self.x_train[idx]
+        y = self.y_train[idx]
         logits = self.forward(x, True)
         loss = self._loss(logits, y)
         grads = torch.autograd.grad(loss, self.params)
@@ -201,14 +213,14 @@ def _forward(model):
 class Program:
     """Train and evaluate ``models`` with lean PyTorch loops, one model at a time."""
 
-    def __init__(self, models, data, batch_size):
+    def __init__(self, models, data, batch_size, weight_decay=0.0, augment=False):
         check_same_program(models)
         device = models[0].trainable_variables[0].value.device  # where Keras placed the model
         x_train = torch.as_tensor(data.x_train, device=device)
         y_train = torch.as_tensor(data.y_train, device=device).long()
         splits = {k: (torch.as_tensor(x, device=device), torch.as_tensor(y, device=device).long(),
                       torch.as_tensor(w, device=device)) for k, (x, y, w) in eval_splits(data).items()}
-        self.singles = [_Single(m, x_train, y_train, splits) for m in models]
+        self.singles = [_Single(m, x_train, y_train, splits, weight_decay, augment) for m in models]
         self.device = device
 
     def train_chunk(self, indices):

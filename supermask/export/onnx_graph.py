@@ -1,9 +1,11 @@
 """Build a self-contained ONNX model from a ``Stripped`` model (``to_onnx``).
 
 Layout: the graph takes the Keras input as is, channels_last ``(batch, H, W, C)`` float32,
-and returns ``logits``. ONNX ``Conv`` / ``MaxPool`` are channels_first, so the graph
-transposes once to NCHW before the first convolution or pooling and back to NHWC right
-before ``Flatten``, which therefore flattens in Keras's (H, W, C) order. "same" padding is
+and returns ``logits``. ONNX ``Conv`` / ``MaxPool`` / ``AveragePool`` / ``GlobalAveragePool``
+are channels_first, so each tensor carries its layout: an image is transposed to NCHW where
+a window op first reads it, and back to NHWC right before ``Flatten``, which therefore
+flattens in Keras's (H, W, C) order; ``Add`` brings its inputs to one layout; an unfolded
+BatchNormalization is a per-channel ``Mul`` + ``Add`` in whichever layout it meets. "same" padding is
 Keras/TensorFlow's: ``out = ceil(in / stride)``, the odd extra pad at the bottom/right;
 it is written as explicit ``pads``.
 
@@ -33,7 +35,7 @@ from onnx import TensorProto, helper, numpy_helper
 from supermask import __version__
 from supermask.export import sparse
 from supermask.export.errors import ExportError
-from supermask.export.strip import Conv2D, Dense, Flatten, MaxPool2D, ReLU
+from supermask.export.strip import Add, AvgPool2D, BatchNorm, Conv2D, Dense, Flatten, GlobalAvgPool, MaxPool2D, ReLU
 
 OPSET = 17
 OUTPUT = "logits"
@@ -134,26 +136,32 @@ def to_onnx(stripped, storage="auto", ternary="auto", metadata=None, ternary_bit
     sparse.check_choice("ternary_bits", ternary_bits, sparse.TERNARY_BITS)
     sparse.check_choice("ternary_op", ternary_op, sparse.TERNARY_OPS)
     g = _Builder(storage, ternary, ternary_bits, ternary_op)
-    x, shape = stripped.input_name, tuple(stripped.input_shape)
+    shape = tuple(stripped.input_shape)
     layout = {1: "flat", 3: "NHWC"}.get(len(shape))
     if layout is None:
         raise ExportError(f"Input shape {shape} is neither an image (H, W, C) nor a flat vector.")
+    # name -> (ONNX tensor, layout, shape without the batch axis, (H, W, C) order for images)
+    env = {stripped.input_name: (stripped.input_name, layout, shape)}
 
-    def to_nchw(x, name):
+    def image(name, op_name):
+        x, layout, shape = env[name]
         if layout == "flat":
-            raise ExportError(f"Layer '{name}' needs an image (H, W, C) input but follows a Flatten.")
-        return (g.node("Transpose", [x], name, perm=[0, 3, 1, 2]), "NCHW") if layout == "NHWC" else (x, layout)
+            raise ExportError(f"Layer '{op_name}' needs an image (H, W, C) input but reads a flat tensor.")
+        if layout == "NHWC":
+            x = g.node("Transpose", [x], op_name, perm=[0, 3, 1, 2])
+        return x, shape
 
     for op in stripped.ops:
+        x, layout, shape = env[op.inputs[0]]
         if isinstance(op, Conv2D):
-            x, layout = to_nchw(x, op.name)
+            x, shape = image(op.inputs[0], op.name)
             kh, kw, cin, cout = op.kernel.shape
             if cin != shape[2]:
                 raise ExportError(f"Layer '{op.name}' expects {cin} input channels, receives {shape[2]}.")
             pads, hw = window(shape[:2], (kh, kw), op.strides, op.padding, f"Layer '{op.name}'")
             inputs = g.weights(op, np.ascontiguousarray(op.kernel.transpose(3, 2, 0, 1)))
             x = g.node("Conv", [x, *inputs], op.name, kernel_shape=[kh, kw], strides=list(op.strides), pads=pads)
-            shape = (*hw, cout)
+            layout, shape = "NCHW", (*hw, cout)
         elif isinstance(op, Dense):
             if layout != "flat":
                 raise ExportError(f"Dense layer '{op.name}' receives a rank-{len(shape) + 1} tensor; the "
@@ -163,23 +171,50 @@ def to_onnx(stripped, storage="auto", ternary="auto", metadata=None, ternary_bit
             inputs = g.weights(op, np.ascontiguousarray(op.kernel.T))
             x = g.node("Gemm", [x, *inputs], op.name, transB=1)
             shape = (op.kernel.shape[1],)
-        elif isinstance(op, MaxPool2D):
-            x, layout = to_nchw(x, op.name)
+        elif isinstance(op, (MaxPool2D, AvgPool2D)):
+            x, shape = image(op.inputs[0], op.name)
             pads, hw = window(shape[:2], op.pool_size, op.strides, op.padding, f"Layer '{op.name}'")
-            x = g.node("MaxPool", [x], op.name, kernel_shape=list(op.pool_size), strides=list(op.strides), pads=pads)
-            shape = (*hw, shape[2])
+            kind = "MaxPool" if isinstance(op, MaxPool2D) else "AveragePool"
+            x = g.node(kind, [x], op.name, kernel_shape=list(op.pool_size), strides=list(op.strides), pads=pads)
+            layout, shape = "NCHW", (*hw, shape[2])
+        elif isinstance(op, GlobalAvgPool):
+            x, shape = image(op.inputs[0], op.name)
+            x = g.node("Flatten", [g.node("GlobalAveragePool", [x], op.name)], op.name, axis=1)
+            layout, shape = "flat", (shape[2],)
         elif isinstance(op, Flatten):
             if layout == "NCHW":
                 x, layout = g.node("Transpose", [x], op.name, perm=[0, 2, 3, 1]), "NHWC"
             if layout == "NHWC":
                 x = g.node("Flatten", [x], op.name, axis=1)
             layout, shape = "flat", (math.prod(shape),)
+        elif isinstance(op, BatchNorm):
+            channels = shape[-1] if layout != "NCHW" else shape[2]
+            if op.scale.shape != (channels,):
+                raise ExportError(f"Layer '{op.name}' normalizes {op.scale.size} channels, receives {channels}.")
+            const = (1, channels, 1, 1) if layout == "NCHW" else (channels,)
+            scale, _, _ = g.tensor(op.scale.reshape(const), f"{op.name}.scale")
+            offset, _, _ = g.tensor(op.offset.reshape(const), f"{op.name}.offset")
+            x = g.node("Add", [g.node("Mul", [x, scale], op.name), offset], op.name)
+        elif isinstance(op, Add):
+            terms = []
+            for name in op.inputs:
+                t, t_layout, t_shape = env[name]
+                if t_shape != shape or (t_layout == "flat") != (layout == "flat"):
+                    raise ExportError(f"Layer '{op.name}' adds tensors of shapes {shape} and {t_shape}.")
+                if t_layout != layout:  # one NHWC, one NCHW: bring it to the first input's layout
+                    t = g.node("Transpose", [t], op.name, perm=[0, 3, 1, 2] if layout == "NCHW" else [0, 2, 3, 1])
+                terms.append(t)
+            x = terms[0]
+            for t in terms[1:]:
+                x = g.node("Add", [x, t], op.name)
         elif isinstance(op, ReLU):
             pass
         else:  # pragma: no cover - strip() only produces the types above
             raise ExportError(f"Internal error: no ONNX form for {op!r}.")
         if getattr(op, "activation", None) == "relu" or isinstance(op, ReLU):
             x = g.node("Relu", [x], op.name)
+        env[op.name] = (x, layout, shape)
+    x, layout, shape = env[stripped.output or stripped.ops[-1].name]
     if layout == "NCHW":
         x = g.node("Transpose", [x], "output", perm=[0, 2, 3, 1])
     if not g.nodes or g.nodes[-1].output[0] != x:
