@@ -118,11 +118,24 @@ def _signed_constant(w_init, mask, rng):
 
 
 def _rand_signed_constant(w_init, mask, rng):
-    """``±layer_std(w_init)`` with i.i.d. fair random signs (the init's signs are ignored).
-    (Reference: permutes the init's signs over the layer, so the +/- counts are the
-    init's; with a symmetric init both give fair signs.)"""
+    """``layer_std(w_init)`` times the init's signs randomly permuted over the WHOLE layer.
+
+    Each layer keeps exactly its init's number of positive, negative and zero signs (a
+    weight initialised at exactly 0 gives a 0 that moves with the permutation); only their
+    positions are random, so a layer whose init is 90 % positive stays exactly 90 %
+    positive, which i.i.d. fair signs would not. Kept positions receive the permuted
+    layer's values there: their positive count is a random draw from the layer's
+    (hypergeometric), not fixed, exactly as in the reference.
+
+    Reference (``train_lottery.py``, ``args.exp == 'rand_signed_constant'``): ``temp =
+    signed_constant_val * init_sign``, flattened, then ``shuffle(temp)`` over all of the
+    layer's weights (not only the kept ones), then reshaped. Followed as is, with one
+    deviation: the reference shuffles with Python's ``random.shuffle``, which its
+    ``--seed`` never seeds; here the permutation comes from ``rng``, so a seeded ``rng``
+    reproduces it. (Its ``--signed_constant`` override of the magnitude is not offered.)
+    """
     _need_rng(rng, "Mask-1 action 'rand_signed_constant'")
-    signs = rng.choice(np.array([-1.0, 1.0]), size=w_init.shape)
+    signs = rng.permutation(np.sign(w_init).ravel()).reshape(w_init.shape)
     return signs * layer_std(w_init)
 
 

@@ -4,7 +4,8 @@
 
 prints the file size, the density and storage of every layer (from the file's metadata),
 the accuracy on the dataset's test split and the throughput (images/s at batch 1000, the
-median of ``--repeats`` timed passes). It needs onnxruntime and numpy only, never Keras.
+median of ``--repeats`` timed passes). It computes with onnxruntime and numpy only, never
+Keras (which need not be installed).
 """
 
 

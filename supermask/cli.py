@@ -31,6 +31,8 @@ def add_config_arguments(parser, config_cls):
     hints = typing.get_type_hints(config_cls)
     group = parser.add_argument_group(f"hyperparameters ({config_cls.__name__})")
     for f in dataclasses.fields(config_cls):
+        if not f.metadata.get("cli", True):  # filled in by the run itself (a fingerprint)
+            continue
         kind = hints[f.name]
         flag = "--" + f.name.replace("_", "-")
         help_text = f.metadata.get("help", "")
@@ -86,7 +88,7 @@ def percent(fraction, digits=2):
 
 def config_from_args(config_cls, args):
     """Build ``config_cls`` from parsed arguments (its validation runs here)."""
-    return config_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls)})
+    return config_cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls) if hasattr(args, f.name)})
 
 
 def run_config_command(argv, parser, config_cls, run, out_root, extra=()):

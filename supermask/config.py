@@ -117,6 +117,15 @@ class TrainConfig:
     warmup: int = _help("iterations of linear learning-rate warm-up from 0 (default 0)")
     augment: bool = _help("random crop (4-pixel zero padding) and horizontal flip of the training images, on the "
                           "device, seeded (default: the model's: off; resnet20 / vgg16 on)")
+    early_stop: str = field(default="val_loss", metadata={
+        "help": "the early-stopping iteration a run is read at: val_loss, the iteration of minimum validation loss "
+                "(Frankle & Carbin 2019, App. C), or val_accuracy, of maximum validation accuracy",
+        "choices": lambda: EARLY_STOP_CRITERIA})
+    # The run's identity beyond its name, filled in by ``supermask.identity`` once the model is built
+    # and the data loaded (never a flag): a fingerprint of the built architecture (layer classes,
+    # configs, weight shapes) and a SHA-256 of the data arrays. See ``hash_fields``.
+    model_fingerprint: str = field(default=None, metadata={"cli": False})
+    data_fingerprint: str = field(default=None, metadata={"cli": False})
 
     # Whether ``resolve`` fills the training recipe above from the model's spec (the supermask
     # trainer has its own optimiser defaults per learner).
@@ -160,6 +169,9 @@ class TrainConfig:
         if self.milestones is not None:
             object.__setattr__(self, "milestones", _ints_list(self.milestones))
         _set_ints(self, "warmup")
+        if self.early_stop not in EARLY_STOP_CRITERIA:
+            raise ConfigError(f"early_stop must be one of {', '.join(EARLY_STOP_CRITERIA)}. "
+                              f"Received: early_stop={self.early_stop!r}")
 
     @property
     def spec(self):
@@ -199,13 +211,10 @@ class TrainConfig:
         return resolved._resolve_recipe(num_train_examples) if self.RECIPE else resolved
 
     def _resolve_recipe(self, num_train_examples):
-        """The optimiser, schedule and augmentation filled in from the model's spec.
-
-        For models trained with the lottery papers' plain recipe (Adam, constant rate, no
-        weight decay, no augmentation: fc, conv2/4/6, your own) a value equal to that recipe
-        stays None, so their configs (and experiment hashes) are what they were before these
-        options existed; resnet20 / vgg16 spell every value out.
-        """
+        """The optimiser, schedule and augmentation filled in from the model's spec, every
+        value spelled out (``gamma`` stays None where no step schedule uses it). The hash
+        still names the lottery papers' plain recipe as before these options existed
+        (``hash_fields``)."""
         spec = self.spec
         values = {name: getattr(self, name) if getattr(self, name) is not None else getattr(spec, name)
                   for name in ("optimizer", "momentum", "weight_decay", "lr_schedule", "gamma", "warmup", "augment")}
@@ -227,15 +236,47 @@ class TrainConfig:
         if self.milestones and any(m >= self.iterations for m in self.milestones):  # the model's may lie beyond
             raise ConfigError(f"milestones must be below the {self.iterations} training iterations. "
                               f"Received: {values['milestones']}")
-        plain = {"optimizer": "adam", "momentum": 0.0, "weight_decay": 0.0, "lr_schedule": "constant",
-                 "milestones": (), "gamma": None, "warmup": 0, "augment": False}
-        if all(getattr(spec, name) == value for name, value in plain.items() if name != "gamma"):
-            values = {name: None if value == plain[name] else value for name, value in values.items()}
         return dataclasses.replace(self, **values)
+
+    @property
+    def _plain(self):
+        """Whether the model's spec is the lottery papers' plain recipe (Adam at a constant rate,
+        no weight decay or augmentation, layer-wise pruning of every layer: fc, conv2/4/6, own)."""
+        spec = self.spec
+        return all(getattr(spec, name) == value for name, value in PLAIN_RECIPE.items()) \
+            and spec.pruning == "layerwise" and not spec.prune_ignore
+
+    def hash_fields(self):
+        """The fields that name this config's folder: those that differ from their defaults,
+        after three rules that keep every folder named before they existed:
+
+        - for the plain-recipe models (``_plain``), a recipe value equal to that recipe counts
+          as unset (configs before 474b551 had no such fields; ``hparams.json`` spells them out);
+        - ``model_fingerprint`` counts only for your own models (a builder or a model instance):
+          a built-in's architecture is named by its name, and its fingerprint is recorded in
+          ``hparams.json`` and checked when an experiment is resumed (``supermask.identity``);
+        - ``data_fingerprint`` never counts: arrays from the Python API carry their SHA-256 in
+          the dataset's name already, and a named dataset's is checked on resume likewise.
+        """
+        from supermask.models import is_builder
+
+        fields = non_default_dict(self)
+        if self.RECIPE and self._plain:
+            for name, value in {**PLAIN_RECIPE, "pruning": "layerwise", "prune_ignore": ()}.items():
+                if name in fields and fields[name] == value:
+                    del fields[name]
+        if not is_builder(self.model):
+            fields.pop("model_fingerprint", None)
+        fields.pop("data_fingerprint", None)
+        return fields
 
 
 PRUNING_STRATEGIES = ("layerwise", "global")
 TRAIN_SCHEDULES = ("constant", "step", "cosine")
+EARLY_STOP_CRITERIA = ("val_loss", "val_accuracy")
+# The lottery papers' training recipe (Frankle & Carbin 2019; Zhou et al. 2019).
+PLAIN_RECIPE = {"optimizer": "adam", "momentum": 0.0, "weight_decay": 0.0, "lr_schedule": "constant",
+                "milestones": (), "warmup": 0, "augment": False}
 
 
 def _ints_list(value):
@@ -332,8 +373,10 @@ def canonical_json(data):
 
 
 def config_hash(config, length=12):
-    """Hex digest naming ``config``: SHA-256 of its class name and non-default fields."""
-    payload = canonical_json({"kind": type(config).__name__, **non_default_dict(config)})
+    """Hex digest naming ``config``: SHA-256 of its class name and non-default fields
+    (``TrainConfig.hash_fields``)."""
+    fields = config.hash_fields() if hasattr(config, "hash_fields") else non_default_dict(config)
+    payload = canonical_json({"kind": type(config).__name__, **fields})
     return hashlib.sha256(payload.encode()).hexdigest()[:length]
 
 
@@ -474,9 +517,7 @@ class LotteryConfig(TrainConfig):
         if base.weight_decay and self.mask0 != "mask":
             raise ConfigError(f"Mask-0 action {self.mask0!r} keeps pruned weights frozen, which --weight-decay would "
                               "shrink; set --weight-decay 0 or use --mask0 mask.")
-        plain = self.spec.pruning == "layerwise" and not self.spec.prune_ignore  # the lottery papers' models
-        base = dataclasses.replace(base, pruning=None if plain and self.strategy == "layerwise" else self.strategy,
-                                   prune_ignore=None if plain and not self.ignored else tuple(self.ignored))
+        base = dataclasses.replace(base, pruning=self.strategy, prune_ignore=tuple(self.ignored))
         if self.strategy == "global":
             rate = self.global_rate if self.global_rate is not None else self.spec.global_rate or GLOBAL_RATE
             return dataclasses.replace(base, global_rate=rate)

@@ -39,6 +39,8 @@ import numpy as np
 from supermask.errors import ConfigError, DataError
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10")
+# Shape of one example of each built-in dataset (all have 10 classes).
+INPUT_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 VALIDATION_SIZE = 5000
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",

@@ -57,7 +57,8 @@ from supermask.config import check_seed
 from supermask.data import load_dataset
 from supermask.errors import ConfigError, SupermaskError
 from supermask.masks import get_weights, kernels, set_masks, set_weights
-from supermask.models import build_model
+from supermask.convert import layer_kind, prunable_layers
+from supermask.models import build
 from supermask.train import compile_model, make_optimizer
 
 Weights = dict[str, np.ndarray]
@@ -206,10 +207,11 @@ def parse_cutoffs(text) -> tuple[int, ...]:
 # --- pruning schedule ------------------------------------------------------------
 
 
-def default_schedule(model_name: str, layers: list[str]):
+def default_schedule(model_name: str, layers: list[str], rates=None):
     """The reference's ``(prune_bases, layer_cutoffs)`` for a model: consecutive layers
-    with the same ``pruning.default_rates`` rate form one group; base = 1 - rate."""
-    rates = pruning.default_rates(model_name, layers)
+    with the same per-round rate form one group; base = 1 - rate. ``rates``: ``{layer: rate}``
+    (default: the papers' table, ``pruning.default_rates``; ``kind_rates`` for other models)."""
+    rates = pruning.default_rates(model_name, layers) if rates is None else rates
     bases, cutoffs = [], []
     for i, layer in enumerate(layers):
         base = round(1.0 - rates[layer], 12)
@@ -254,13 +256,22 @@ def layer_rates(layers: list[str], bases, cutoffs) -> dict[str, float]:
     return out
 
 
-def resolve_schedule(model_name, layers, prune_base=None, layer_cutoffs=None):
-    """``(bases, [cutoff settings])`` with the model's reference defaults filled in.
+def kind_rates(model):
+    """``{layer: rate}`` for a model without a paper's table (your own, resnet20, vgg16): the
+    lottery's per-kind defaults (``pruning.KIND_RATES``: conv 0.1, dense 0.2, the last prunable
+    layer 0.1), as ``supermask.lottery`` prunes such a model layer-wise."""
+    kinds = {key: layer_kind(layer) for key, layer in prunable_layers(model).items()}
+    return {key: pruning.KIND_RATES[role] for key, role in pruning.layer_roles(kinds).items()}
+
+
+def resolve_schedule(model_name, layers, prune_base=None, layer_cutoffs=None, rates=None):
+    """``(bases, [cutoff settings])`` with the model's reference defaults filled in
+    (``rates``: see ``default_schedule``).
 
     Without cutoffs: the default setting if the number of bases matches it (or no
     bases given), a single group of all layers if one base is given.
     """
-    default_bases, default_cutoffs = default_schedule(model_name, layers)
+    default_bases, default_cutoffs = default_schedule(model_name, layers, rates)
     bases = default_bases if prune_base is None else parse_bases(prune_base)
     if layer_cutoffs is None:
         if len(bases) == len(default_cutoffs):
@@ -368,7 +379,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 def build_eval_model(model_name, input_shape, num_classes, init: Weights):
     """One compiled model holding ``init`` (keys must match the model's exactly)."""
-    model = build_model(model_name, input_shape, num_classes, seed=0)
+    model = build(model_name, input_shape, num_classes, seed=0)
     expected, got = set(get_weights(model)), set(init)
     if expected != got:
         raise ConfigError(
@@ -429,7 +440,9 @@ def sweep(run_dir, *, criteria_names="all", mask1="none", prune_base=None, power
     init_k, final_k = kernels(run.init), kernels(run.final)
     criteria.check_same_layers(init_k, final_k, "weights_init.h5", "weights_final.h5")
     layers = list(init_k)
-    bases, settings = resolve_schedule(run.hparams["model"], layers, prune_base, layer_cutoffs)
+    paper = run.hparams["model"] in pruning.PRUNE_RATES
+    bases, settings = resolve_schedule(run.hparams["model"], layers, prune_base, layer_cutoffs,
+                                       rates=None if paper else kind_rates(model))
     shapes = {layer: init_k[layer].shape for layer in layers}
     sizes = {layer: int(np.size(init_k[layer])) for layer in layers}
 

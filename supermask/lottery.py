@@ -31,7 +31,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from supermask import backend, paths, store
+from supermask import backend, early_stop, identity, paths, store
 from supermask import masks as M
 from supermask.actions import apply_actions
 from supermask.config import MAX_SEED, LotteryConfig, to_dict
@@ -65,8 +65,9 @@ class Layout:
     sizes: dict
 
     @classmethod
-    def of(cls, config, data):
-        model = build(config.model, data.input_shape, data.num_classes, seed=config.seed)
+    def of(cls, config, data, model=None):
+        """The layout of ``model`` (default: the config's model, built)."""
+        model = model or build(config.model, data.input_shape, data.num_classes, seed=config.seed)
         layers = prunable_layers(model)
         config.check_layers(layers)
         return cls({name: layer_kind(layer) for name, layer in layers.items()},
@@ -151,11 +152,11 @@ def train_jobs(jobs, data, level, verbose=1, engine=None):
     return results, models
 
 
-def _save_run(folder, start, model, masks, result, level):
+def _save_run(folder, start, model, masks, result, level, criterion):
     write_run_files(folder, model, weights_init=start, masks=masks, metrics={
         "level": level, "backend": backend.name(), "seconds": result.seconds,
         "density": density(masks), "overall_density": overall_density(masks),
-        "summary": summarize(result.history), "history": result.history,
+        "summary": summarize(result.history, criterion), "history": result.history,
     })
 
 
@@ -166,16 +167,22 @@ def _with_kernels(weights, kernels):
     return out
 
 
-def format_table(rows):
-    """The summary rows as an aligned text table."""
+def format_table(rows, criterion="val_loss"):
+    """The summary rows as an aligned text table, read at the early-stopping iteration of
+    ``criterion`` (``supermask.early_stop``)."""
     def pct(x):
         return "   -  " if x is None else f"{100 * x:6.2f}"
 
-    lines = [" level  % left   best val  test@es  es iter | control: val  test@es"]
+    def its(x):
+        return f"{'-' if x is None else x:>7}"
+
+    lines = [f"early stop: {early_stop.DESCRIPTIONS[criterion]}",
+             " level  % left   val@es  test@es  es iter | control: val@es  test@es  es iter"]
     for r in rows:
-        lines.append(f" {r['level']:>5}  {r['percent_remaining']:6.2f}   {pct(r['best_val_accuracy'])}   "
-                     f"{pct(r['test_accuracy_at_early_stop'])}  {r['early_stop_iteration']:>7} |        "
-                     f"{pct(r['control_best_val_accuracy'])}   {pct(r['control_test_accuracy_at_early_stop'])}")
+        lines.append(f" {r['level']:>5}  {r['percent_remaining']:6.2f}   {pct(r['val_accuracy_at_early_stop'])}   "
+                     f"{pct(r['test_accuracy_at_early_stop'])}  {its(r['early_stop_iteration'])} |          "
+                     f"{pct(r['control_val_accuracy_at_early_stop'])}   "
+                     f"{pct(r['control_test_accuracy_at_early_stop'])}  {its(r['control_early_stop_iteration'])}")
     return "\n".join(lines)
 
 
@@ -271,7 +278,7 @@ def _run_levels(trials, data, verbose, engine, layout=None):
         for seed, seed_jobs in jobs.items():
             with store.atomic_dir(paths.level(todo[seed][1], level)) as tmp:
                 for job, result, model in (next(done) for _ in seed_jobs):
-                    _save_run(tmp / job.folder, job.start, model, job.masks, result, level)
+                    _save_run(tmp / job.folder, job.start, model, job.masks, result, level, job.config.early_stop)
                     if level == 0 and config.rewind_iteration:
                         store.save_arrays(paths.weights_rewind(tmp), result.snapshots[config.rewind_iteration])
     rows = {}
@@ -326,7 +333,9 @@ def run(config=None, root="runs/lottery", trials=1, data_dir=None, resume=False,
     store.check_output_dir(root, "the experiments root (--root)")
     data, config = load_data(config, data, data_dir)
     config = config.resolve(len(data.x_train))
-    layout = Layout.of(config, data)  # the model builds and the layers named in the config exist
+    model = build(config.model, data.input_shape, data.num_classes, seed=config.seed)
+    config = identity.identify(config, model, data)
+    layout = Layout.of(config, data, model)  # the layers named in the config exist
     seeds = [config.seed + t for t in range(trials)]
     experiment, _ = _prepare(config, root, seeds, resume, verbose)
     trials = {seed: (dataclasses.replace(config, seed=seed), paths.trial(experiment, seed)) for seed in seeds}
@@ -336,11 +345,11 @@ def run(config=None, root="runs/lottery", trials=1, data_dir=None, resume=False,
     summary = write_experiment_summary(everything)
     if verbose:
         for seed, rows in results.items():
-            print(f"\nTrial {seed} ({paths.summary(trials[seed][1])}):\n{format_table(rows)}\n")
+            print(f"\nTrial {seed} ({paths.summary(trials[seed][1])}):\n{format_table(rows, config.early_stop)}\n")
         if len(everything.trials) > 1:
             seeds = ", ".join(map(str, everything.seeds))
             print(f"Mean ± std over {len(everything.trials)} trials (seeds {seeds}; {summary}):\n"
-                  f"{format_aggregate(everything.summary)}\n")
+                  f"{format_aggregate(everything.summary, everything.early_stop)}\n")
         print(f"Report with figures: python -m supermask.report {experiment}")
     return results
 
@@ -353,6 +362,8 @@ def _prepare(config, root, seeds, resume, verbose):
     if started and not resume:
         raise ConfigError(f"Experiment {experiment} already has finished levels for seeds {started}. "
                           "Pass --resume to continue it, or choose another --root.")
+    if paths.hparams(experiment).is_file() and any(experiment.glob("trial_*/level_0")):
+        identity.check_same(store.read_json(paths.hparams(experiment)), config, f"Experiment {experiment}")
     hparams = {k: v for k, v in to_dict(config).items() if k not in ("seed", "levels")}
     store.write_json(paths.hparams(experiment), hparams)
     if verbose:
@@ -389,9 +400,11 @@ def run_many(configs, root, data_dir=None, verbose=1, engine=None):
                               f"{', '.join(differ)}. Run them separately.")
     store.check_output_dir(root, "the experiments root (--root)")
     data = load_dataset(first.dataset, data_dir=data_dir, validation_size=first.validation_size)
+    # One architecture and dataset for all (SHARED_FIELDS): fingerprinted once.
+    probe = build(first.model, data.input_shape, data.num_classes, seed=first.seed)
     trials = {}
     for c in configs:
-        c = c.resolve(len(data.x_train))
+        c = identity.identify(c.resolve(len(data.x_train)), probe, data)
         experiment, _ = _prepare(c, root, [c.seed], True, 0)
         key = f"{experiment.name}/trial_{c.seed}"
         if key in trials:

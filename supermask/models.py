@@ -33,6 +33,7 @@ import inspect
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 
 from supermask.errors import ConfigError
 from supermask.layers import MaskedConv2D, MaskedDense, SupermaskConv2D, SupermaskDense, SupermaskLayer
@@ -124,10 +125,21 @@ _BUILDERS = {}
 
 def model_label(model):
     """The name a config records for ``model``: a built-in name or "module:function" string as
-    given, or for a function its "module:qualified name" (remembered for ``builder``)."""
+    given; for a function its "module:qualified name"; for a ``keras.Model`` instance
+    "instance:<class>:<12 hex digits of its weights>" (see ``instance_builder``). Functions and
+    instances are remembered for ``builder`` in this process."""
     if isinstance(model, str):
         get_spec(model)
         return model
+    if isinstance(model, keras.Model):
+        from supermask.identity import weights_digest
+
+        if not model.built:
+            raise ConfigError(f"The model instance '{model.name}' is not built: call it once on a batch (or build it "
+                              "with keras.Input) so that its weights, the initialisation, exist.")
+        label = f"instance:{type(model).__name__}:{weights_digest(model)}"
+        _BUILDERS[label] = instance_builder(model)
+        return label
     if not callable(model):
         raise ConfigError(f"model must be a built-in name ({', '.join(MODELS)}), 'package.module:function' "
                           f"or a function returning a Keras model. Received: {type(model).__name__}")
@@ -138,6 +150,16 @@ def model_label(model):
     label = f"{getattr(model, '__module__', None) or '__main__'}:{qualname}"
     _BUILDERS[label] = model
     return label
+
+
+def instance_builder(model):
+    """A builder returning ``model`` itself: ``build`` then converts it into a masked copy, so the
+    caller's model is never modified and its current weights are the initialisation (W0) of
+    every trial (the trials' seeds then differ only in the data order and the controls' draws)."""
+    def from_instance(input_shape, num_classes):
+        return model
+
+    return from_instance
 
 
 def builder(name):
@@ -162,8 +184,12 @@ def builder(name):
 
 
 def build(name, input_shape, num_classes=10, seed=0, kind="masked", freeze_pruned=False, supermask=None):
-    """The model ``name`` built from masked (or supermask) layers: a built-in by ``build_model``,
-    or your builder's model converted by ``supermask.convert``.
+    """The one way to build any model: ``name`` from masked (or supermask) layers.
+
+    ``name``: fc / conv2 / conv4 / conv6 (the papers' layer lists, ``_paper_model``); resnet20 /
+    vgg16 and your own builder ("package.module:function", a function, or a built
+    ``keras.Model`` instance, see ``model_label``) give a plain Keras model that
+    ``supermask.convert`` converts.
 
     A builder is called as ``fn(input_shape=..., num_classes=..., seed=...)`` (``seed``
     only if it takes one; ``keras.utils.set_random_seed(seed)`` comes first either way),
@@ -175,9 +201,11 @@ def build(name, input_shape, num_classes=10, seed=0, kind="masked", freeze_prune
     from supermask import convert
     from supermask.config import check_seed
 
+    if not isinstance(name, str):
+        name = model_label(name)
     if not is_builder(name) and get_spec(name).builder is None:
-        return build_model(name, input_shape, num_classes, seed=seed, freeze_pruned=freeze_pruned, kind=kind,
-                           supermask=supermask)
+        return _paper_model(name, input_shape, num_classes, seed=seed, freeze_pruned=freeze_pruned, kind=kind,
+                            supermask=supermask)
     check_seed(seed)
     if kind not in KINDS:
         raise ConfigError(f"kind must be one of {', '.join(KINDS)}. Received: kind={kind!r}")
@@ -196,7 +224,13 @@ def build(name, input_shape, num_classes=10, seed=0, kind="masked", freeze_prune
                           f"num_classes (and optionally seed); it lacks {', '.join(missing)}.")
     keras.backend.clear_session(free_memory=False)
     keras.utils.set_random_seed(int(seed) % 2**32)
-    model = fn(**kwargs)
+    try:
+        model = fn(**kwargs)
+    except ConfigError:
+        raise
+    except Exception as exc:  # the builder's own error, in one line naming it
+        message = " ".join(str(exc).split())
+        raise ConfigError(f"The model builder {name!r} raised {type(exc).__name__}: {message}") from None
     if not isinstance(model, keras.Model):
         raise ConfigError(f"The model builder {name!r} must return a keras.Model. Received: {type(model).__name__}")
     if not model.built:
@@ -225,13 +259,28 @@ def _check_logits(name, model, input_shape, num_classes):
     if len(shape) != 2 or shape[-1] != num_classes:
         raise ConfigError(f"The model of builder {name!r} must return (batch, {num_classes}) logits for the "
                           f"{num_classes} classes. Received output shape {shape}.")
-    from supermask.convert import walk
+    _check_not_probabilities(name, model, input_shape)
 
-    last = [layer for _, layer in walk(model) if hasattr(layer, "kernel")][-1:]
-    activation = getattr(last[0], "activation", None) if last else None
-    if activation is not None and keras.activations.serialize(activation) == "softmax":
-        raise ConfigError(f"The last layer '{last[0].name}' of builder {name!r} applies softmax; return logits "
-                          "instead (activation=None): the loss is computed from logits.")
+
+def _check_not_probabilities(name, model, input_shape):
+    """ConfigError if ``model`` outputs probabilities, whatever makes them (a ``Softmax`` layer,
+    ``Activation("softmax")``, a Dense's ``activation="softmax"``/``"sigmoid"``, ``keras.ops.softmax``
+    in ``call``): the model is run on 8 random inputs, and rows that are non-negative and sum to
+    1 (softmax), or entries all strictly between 0 and 1 (sigmoid), are refused. The loss is
+    computed from logits, so such a model would train silently on the wrong loss."""
+    x = np.random.default_rng(0).normal(size=(8, *tuple(input_shape))).astype("float32")
+    try:
+        out = keras.ops.convert_to_numpy(model(x, training=False)).astype("float64")
+    except Exception:  # e.g. integer inputs (an embedding): the shape check above is all we can do
+        return
+    if out.ndim != 2 or not np.all(np.isfinite(out)):
+        return
+    softmax = np.all(out >= 0) and np.allclose(out.sum(axis=-1), 1.0, atol=1e-4)
+    sigmoid = np.all(out > 0) and np.all(out < 1) and np.ptp(out) > 0
+    if softmax or sigmoid:
+        what = "softmax probabilities (rows sum to 1)" if softmax else "sigmoid probabilities (all in (0, 1))"
+        raise ConfigError(f"The model of builder {name!r} outputs {what}; return logits instead (drop the final "
+                          "softmax / sigmoid): the loss is computed from logits.")
 
 
 def derive_seed(seed, index):
@@ -251,7 +300,16 @@ def derive_seed(seed, index):
 
 def build_model(name, input_shape, num_classes=10, seed=0, freeze_pruned=False, kind="masked",
                 supermask=None):
-    """Build (uncompiled) model ``name`` for images of ``input_shape`` (H, W, C).
+    """``build`` with the argument order of earlier versions: every model, built-in or your own
+    builder ("package.module:function"), is built the one way ``build`` builds it."""
+    return build(name, input_shape, num_classes, seed=seed, kind=kind, freeze_pruned=freeze_pruned,
+                 supermask=supermask)
+
+
+def _paper_model(name, input_shape, num_classes=10, seed=0, freeze_pruned=False, kind="masked",
+                 supermask=None):
+    """Build (uncompiled) the lottery papers' model ``name`` (fc, conv2/4/6) for images of
+    ``input_shape`` (H, W, C).
 
     ``seed`` fixes the Glorot-normal initial kernels: the same seed on the same
     backend gives the same initial weights, whatever ``kind``. Biases start at zero.
@@ -269,9 +327,6 @@ def build_model(name, input_shape, num_classes=10, seed=0, freeze_pruned=False, 
     from supermask.config import check_seed
 
     spec = get_spec(name)
-    if spec.builder is not None:  # resnet20, vgg16: plain Keras models, converted
-        return build(name, input_shape, num_classes, seed=seed, kind=kind, freeze_pruned=freeze_pruned,
-                     supermask=supermask)
     check_seed(seed)
     if len(input_shape) != 3:
         raise ConfigError(f"input_shape must be (height, width, channels). Received: {input_shape!r}")

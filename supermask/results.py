@@ -21,12 +21,36 @@ from pathlib import Path
 
 import numpy as np
 
-from supermask import paths, store
+from supermask import early_stop, paths, store
 from supermask.errors import ConfigError
 
-LEVEL_METRICS = ("percent_remaining", "best_val_accuracy", "test_accuracy_at_early_stop", "early_stop_iteration",
-                 "final_test_accuracy", "control_best_val_accuracy", "control_test_accuracy_at_early_stop",
+LEVEL_METRICS = ("percent_remaining", "best_val_accuracy", "val_accuracy_at_early_stop", "test_accuracy_at_early_stop",
+                 "early_stop_iteration", "final_test_accuracy", "control_best_val_accuracy",
+                 "control_val_accuracy_at_early_stop", "control_test_accuracy_at_early_stop",
                  "control_early_stop_iteration")
+_SUMMARY_KEYS = ("best_val_accuracy", "val_accuracy_at_early_stop", "test_accuracy_at_early_stop",
+                 "early_stop_iteration")
+
+
+def criterion_of(hparams):
+    """The early-stopping criterion a run's ``hparams`` name (folders from before the option
+    existed: the paper's, minimum validation loss)."""
+    return (hparams or {}).get("early_stop") or early_stop.DEFAULT
+
+
+def summary_of(metrics, criterion, path):
+    """The summary of a run's ``metrics`` under ``criterion``, computed from its history (so
+    runs written before a criterion existed, or under another, read back the same way);
+    CorruptFileError naming ``path`` if the history is missing or not numbers."""
+    history = metrics.get("history") if isinstance(metrics, dict) else None
+    if not isinstance(history, list) or not history or not all(isinstance(r, dict) for r in history):
+        raise store.CorruptFileError(f"{path} is corrupt: it lacks the run's history (a list of recorded "
+                                     "evaluations).", path)
+    try:
+        return early_stop.summarize(history, criterion)
+    except (ValueError, KeyError, TypeError) as exc:
+        message = str(exc).strip("'\"")
+        raise store.CorruptFileError(f"{path} is corrupt: its history is unreadable ({message}).", path) from None
 
 
 # --- one trial -----------------------------------------------------------------------------------
@@ -39,13 +63,24 @@ def read_metrics(folder):
     if not isinstance(metrics, dict) or not isinstance(metrics.get("summary"), dict) \
             or "overall_density" not in metrics:
         raise store.CorruptFileError(f"{path} is corrupt: it lacks the run's summary.", path)
+    density = metrics["overall_density"]
+    if isinstance(density, bool) or not isinstance(density, (int, float)) or not 0 <= density <= 1:
+        raise store.CorruptFileError(f"{path} is corrupt: overall_density must be a fraction in [0, 1]. "
+                                     f"Received: {density!r}", path)
     return metrics
 
 
-def trial_rows(trial_dir, levels=None):
+def trial_rows(trial_dir, levels=None, criterion=None):
     """One dict per finished level of a trial (levels 0, 1, ... while their folders exist,
     up to ``levels`` when given): the keys of ``LEVEL_METRICS`` plus ``level``; the
-    ``control_*`` values are None for a level without a random-reinit control."""
+    ``control_*`` values are None for a level without a random-reinit control.
+
+    Each level is read at its early-stopping iteration under ``criterion`` (default: the
+    experiment's, from ``hparams.json`` beside the trial; see ``criterion_of``), recomputed
+    from the recorded history (``supermask.early_stop``)."""
+    if criterion is None:
+        hparams_path = paths.hparams(Path(trial_dir).parent)
+        criterion = criterion_of(store.read_json(hparams_path) if hparams_path.is_file() else None)
     rows = []
     level = 0
     while levels is None or level <= levels:
@@ -53,17 +88,12 @@ def trial_rows(trial_dir, levels=None):
         if not folder.is_dir():
             break
         metrics = read_metrics(folder)
-        s = metrics["summary"]
+        s = summary_of(metrics, criterion, paths.metrics(folder))
         row = {"level": level, "percent_remaining": round(100 * metrics["overall_density"], 2),
-               "best_val_accuracy": s["best_val_accuracy"],
-               "test_accuracy_at_early_stop": s["test_accuracy_at_early_stop"],
-               "early_stop_iteration": s["early_stop_iteration"],
-               "final_test_accuracy": s["final_test_accuracy"]}
+               **{key: s[key] for key in _SUMMARY_KEYS}, "final_test_accuracy": s["final_test_accuracy"]}
         control = paths.control(folder)
-        c = read_metrics(control)["summary"] if control.is_dir() else {}
-        row["control_best_val_accuracy"] = c.get("best_val_accuracy")
-        row["control_test_accuracy_at_early_stop"] = c.get("test_accuracy_at_early_stop")
-        row["control_early_stop_iteration"] = c.get("early_stop_iteration")
+        c = summary_of(read_metrics(control), criterion, paths.metrics(control)) if control.is_dir() else {}
+        row.update({f"control_{key}": c.get(key) for key in _SUMMARY_KEYS})
         rows.append(row)
         level += 1
     return rows
@@ -91,6 +121,11 @@ class Experiment:
     @property
     def seeds(self):
         return sorted(self.trials)
+
+    @property
+    def early_stop(self):
+        """The early-stopping criterion its rows are read at (``criterion_of``)."""
+        return criterion_of(self.hparams)
 
     def trial_dir(self, seed):
         return paths.trial(self.path, seed)
@@ -178,8 +213,9 @@ def mean_std(values):
     return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0
 
 
-def format_aggregate(rows):
-    """The ``aggregate`` rows as an aligned text table (accuracies in percent)."""
+def format_aggregate(rows, criterion=None):
+    """The ``aggregate`` rows as an aligned text table (accuracies in percent); with
+    ``criterion``, a first line says which early-stopping iteration they are read at."""
     def acc(row, name):
         m, s = row[f"{name}_mean"], row[f"{name}_std"]
         return "-" if m is None else f"{100 * m:6.2f} ± {100 * s:4.2f}"
@@ -190,6 +226,8 @@ def format_aggregate(rows):
 
     lines = [f" level  % left  trials  {'test@es (ticket)':>16}  {'es iter (ticket)':>16} | "
              f"{'test@es (control)':>17}  {'es iter (control)':>17}"]
+    if criterion is not None:
+        lines.insert(0, f"early stop: {early_stop.DESCRIPTIONS[criterion]}")
     for r in rows:
         lines.append(f" {r['level']:>5}  {r['percent_remaining_mean']:6.2f}  {r['trials']:>6}  "
                      f"{acc(r, 'test_accuracy_at_early_stop'):>16}  {its(r, 'early_stop_iteration'):>16} | "
@@ -220,10 +258,9 @@ def load_run(path):
     if not is_run(path):
         raise ConfigError(f"{path} is not a run folder (it needs hparams.json and metrics.json).")
     metrics = store.read_json(paths.metrics(path))
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("history"), list) or not metrics["history"]:
-        raise store.CorruptFileError(f"{paths.metrics(path)} is corrupt: it lacks the run's history.",
-                                     paths.metrics(path))
-    return store.read_json(paths.hparams(path)), metrics
+    hparams = store.read_json(paths.hparams(path))
+    summary = summary_of(metrics, criterion_of(hparams), paths.metrics(path))
+    return hparams, {**metrics, "summary": {**(metrics.get("summary") or {}), **summary}}
 
 
 INIT_SWEEP_COLUMNS = ("criterion", "mask1", "density", "accuracy")

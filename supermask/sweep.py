@@ -24,11 +24,16 @@ points that differ only in consecutive seeds likewise. Tasks run on an executor
 point is reported with its error and log and does not stop the others; the sweep ends with a
 table of done / skipped / failed, and writes ``<root>/<spec name>.csv`` (one row per point ×
 level) and, for lottery grids, the report's figures across the grid.
+
+A sweep runs at most ``MAX_POINTS`` points (grid combinations x trials); a larger grid is refused
+in one line before anything is built or written: split it into several specs. ``--dry-run`` of
+any grid, however large, prints its size and at most ``DRY_RUN_SHOWN`` points, expanded lazily.
 """
 
 import dataclasses
 import hashlib
 import itertools
+import math
 import sys
 import time
 import tomllib
@@ -37,10 +42,16 @@ from pathlib import Path
 
 from supermask import paths, results, store
 from supermask.config import LotteryConfig, SupermaskConfig, canonical_json, config_hash
+from supermask.data import INPUT_SHAPES
 from supermask.errors import ConfigError, SupermaskError
 
 KINDS = ("lottery", "train_supermask", "init_sweep")
 TRAIN_EXAMPLES = {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000}
+# A sweep of more points than this is refused: each point is a full training run, so a larger grid is
+# a typo or a job for several specs (and its points and configs would be held in memory at once).
+MAX_POINTS = 10_000
+# A dry run lists at most this many points, then says how many more there are.
+DRY_RUN_SHOWN = 100
 INIT_SWEEP_FIELDS = ("run_dir", "criteria", "mask1", "prune_base", "powers", "layer_cutoffs", "split",
                      "max_examples", "seed", "batch_size")
 
@@ -106,31 +117,65 @@ def load_spec(path, root=None):
     return Spec(path.stem, kind, Path(root or data.get("root", "runs/sweep")), fixed, grid)
 
 
-def expand(spec):
-    """Every grid point (a ``trials`` field becomes one point per seed), configs built and resolved;
-    a point whose values are invalid carries the error instead."""
+def count_points(spec):
+    """How many points ``spec``'s grid names, without expanding it: the product of the grid lists'
+    lengths, times ``trials`` (an invalid ``trials`` value counts as one, invalid, point). Points
+    named twice (a ``seed`` list overlapping ``trials``) are counted twice here and run once."""
+    names = [n for n in spec.grid if n != "trials"]
+    combos = math.prod(len(spec.grid[n]) for n in names)
+    if spec.kind == "init_sweep":
+        return combos
+    trials = spec.grid.get("trials", [spec.fixed.get("trials", 1)])
+    return combos * sum(t if _valid_trials(t) else 1 for t in trials)
+
+
+def _valid_trials(trials):
+    return isinstance(trials, int) and not isinstance(trials, bool) and trials >= 1
+
+
+def check_size(spec, limit=None):
+    """ConfigError (one line) if ``spec`` names more than ``limit`` (default ``MAX_POINTS``) points."""
+    limit = MAX_POINTS if limit is None else limit
+    n = count_points(spec)
+    if n > limit:
+        raise ConfigError(f"The sweep {spec.name} has {n} points (grid combinations x trials), more than the "
+                          f"{limit} a sweep runs; split the grid into specs of at most {limit} points each (or "
+                          "move fields from [grid] to [fixed]).")
+    return n
+
+
+def iter_points(spec):
+    """The grid's points one at a time, in grid order (a ``trials`` field becomes one point per
+    seed), configs built and resolved; a point whose values are invalid carries the error instead.
+    A point named twice (e.g. seed = [0, 1] with trials = 2 names seed 1 twice) is yielded once.
+    Lazy: only the keys of the points yielded so far are held."""
     names = list(spec.grid)
-    points = []
+    seen = set()
     for values in itertools.product(*(spec.grid[n] for n in names)):
         fields = {**spec.fixed, **dict(zip(names, values))}
         if spec.kind == "init_sweep":
-            points.append(_build(spec, fields))
-            continue
-        trials = fields.pop("trials", 1)
-        if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
-            points.append(Point(fields, error=f"trials must be an integer >= 1. Received: trials={trials!r}"))
-            continue
-        seed = fields.get("seed", 0)
-        for t in range(trials):
-            points.append(_build(spec, {**fields, "seed": seed + t} if isinstance(seed, int) else fields))
-    seen, unique = set(), []
-    for p in points:  # e.g. seed = [0, 1] with trials = 2 names seed 1 twice: run it once
-        key = None if p.config is None else \
-            canonical_json(p.config) if spec.kind == "init_sweep" else config_hash(p.config)
-        if key is None or key not in seen:
-            unique.append(p)
-            seen.add(key)
-    return unique
+            built = [_build(spec, fields)]
+        else:
+            trials = fields.pop("trials", 1)
+            if not _valid_trials(trials):
+                yield Point(fields, error=f"trials must be an integer >= 1. Received: trials={trials!r}")
+                continue
+            seed = fields.get("seed", 0)
+            built = (_build(spec, {**fields, "seed": seed + t} if isinstance(seed, int) else fields)
+                     for t in range(trials))
+        for p in built:
+            key = None if p.config is None else \
+                canonical_json(p.config) if spec.kind == "init_sweep" else config_hash(p.config)
+            if key is None or key not in seen:
+                seen.add(key)
+                yield p
+
+
+def expand(spec, limit=None):
+    """Every point of ``spec`` as a list (see ``iter_points``); ConfigError, before building any,
+    if the grid names more than ``limit`` (default ``MAX_POINTS``) points."""
+    check_size(spec, limit)
+    return list(iter_points(spec))
 
 
 def _build(spec, fields):
@@ -144,12 +189,36 @@ def _build(spec, fields):
             cls = LotteryConfig if spec.kind == "lottery" else SupermaskConfig
             config = cls(**fields)
             n = TRAIN_EXAMPLES[config.dataset] - config.validation_size
-            point.config = config.resolve(n)
+            point.config = _with_fingerprint(config.resolve(n))
     except SupermaskError as exc:
         point.error = str(exc)
     except TypeError as exc:  # a value of the wrong kind for a field
         point.error = f"bad value in {point.fields}: {exc}"
     return point
+
+
+_FINGERPRINTS = {}  # (kind, settings but the seed) -> fingerprint: one build per architecture
+
+
+def _with_fingerprint(config):
+    """``config`` with the fingerprint that names the folder of your own model (a builder), as
+    ``lottery.run`` / ``train_supermask.run`` fill it in (``supermask.identity``): the model is built
+    once per architecture on the dataset's input shape. Built-in models keep theirs out of the hash."""
+    from supermask import identity, models
+
+    if not models.is_builder(config.model):
+        return config
+    key = config_hash(dataclasses.replace(config, seed=0))
+    if key not in _FINGERPRINTS:
+        shape = INPUT_SHAPES[config.dataset]
+        if isinstance(config, LotteryConfig):
+            model = models.build(config.model, shape, 10, seed=config.seed)
+        else:
+            from supermask import train_supermask
+
+            model = train_supermask.build(config, shape, 10)
+        _FINGERPRINTS[key] = identity.model_fingerprint(model)
+    return dataclasses.replace(config, model_fingerprint=_FINGERPRINTS[key])
 
 
 def point_folder(spec, point):
@@ -244,23 +313,17 @@ def run_task(payload):
 
 def run_sweep(spec, executor="local", workers=1, dry_run=False, ray_address=None, cpus_per_task=1,
               gpus_per_task=0, per_task=8, say=print):
-    """Run every unfinished point of ``spec``; returns the points with their status."""
+    """Run every unfinished point of ``spec``; returns the points with their status. ConfigError
+    before anything runs if the grid has more than ``MAX_POINTS`` points. ``dry_run``: see
+    ``dry_run_sweep`` (returns only the points it lists)."""
     from supermask import executors
 
+    if dry_run:
+        return dry_run_sweep(spec, say)
     points = expand(spec)
     for p in points:
-        if p.error is not None:
-            p.status = "failed"
-        elif is_finished(spec, p):
-            p.status = "skipped"
+        _check_state(spec, p)
     names = list(spec.grid)
-    if dry_run:
-        for p in points:
-            state = {"skipped": "finished", "pending": "to run", "failed": f"invalid: {p.error}"}[p.status]
-            say(f"{p.label(names)}: {state}" + (f" ({point_folder(spec, p)})" if p.error is None else ""))
-        say(f"{len(points)} points: {sum(p.status == 'skipped' for p in points)} finished, "
-            f"{sum(p.status == 'pending' for p in points)} to run, {sum(p.status == 'failed' for p in points)} invalid")
-        return points
     todo = tasks(spec, points, per_task)
     logs = spec.root.resolve() / ".sweep" / "logs"
     for task in todo:
@@ -299,6 +362,44 @@ def run_sweep(spec, executor="local", workers=1, dry_run=False, ray_address=None
     if csv_path:
         say(f"Grid table: {csv_path}")
     return points
+
+
+def _check_state(spec, point):
+    if point.error is not None:
+        point.status = "failed"
+    elif is_finished(spec, point):
+        point.status = "skipped"
+
+
+def dry_run_sweep(spec, say=print, shown=None):
+    """Print the first ``shown`` (default ``DRY_RUN_SHOWN``) points and whether each is finished, then
+    the counts; runs and writes nothing. A grid within ``MAX_POINTS`` is checked point by point
+    (finished / to run / invalid) without holding its points; a larger one is only counted, and
+    the last line says it is too large to run. Returns the points listed."""
+    shown = DRY_RUN_SHOWN if shown is None else shown
+    names, listed = list(spec.grid), []
+    counts = {"skipped": 0, "pending": 0, "failed": 0}
+    total = count_points(spec)
+    points = iter_points(spec)
+    if total > MAX_POINTS:
+        points = itertools.islice(points, shown)
+    n = 0
+    for n, p in enumerate(points, 1):
+        _check_state(spec, p)
+        counts[p.status] += 1
+        if n <= shown:
+            listed.append(p)
+            state = {"skipped": "finished", "pending": "to run", "failed": f"invalid: {p.error}"}[p.status]
+            say(f"{p.label(names)}: {state}" + (f" ({point_folder(spec, p)})" if p.error is None else ""))
+    if total > MAX_POINTS:
+        say(f"... and {total - n} more points, not checked.")
+        say(f"{total} points (grid combinations x trials): more than the {MAX_POINTS} a sweep runs; split the "
+            f"grid into specs of at most {MAX_POINTS} points each before running.")
+        return listed
+    if n > shown:
+        say(f"... and {n - shown} more points.")
+    say(f"{n} points: {counts['skipped']} finished, {counts['pending']} to run, {counts['failed']} invalid")
+    return listed
 
 
 def summary(points, names):
@@ -358,7 +459,9 @@ def build_parser():
     parser = ArgumentParser(prog="python -m supermask.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("spec", help="the sweep spec (TOML)")
     parser.add_argument("--root", default=None, help="results root (default: the spec's root, else runs/sweep)")
-    parser.add_argument("--dry-run", action="store_true", help="print the points and which are finished; run nothing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help=f"print the number of points and the first {DRY_RUN_SHOWN} (which are finished); "
+                             "run nothing")
     parser.add_argument("--executor", choices=("local", "ray"), default="local",
                         help="local processes (default) or Ray tasks")
     parser.add_argument("--workers", type=int, default=1, help="local: tasks run at once (default 1)")
@@ -378,6 +481,8 @@ def main(argv=None):
         if getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1. Received: {getattr(args, flag)}")
     spec = load_spec(args.spec, args.root)
+    if not args.dry_run:
+        check_size(spec)  # before anything is built, checked or written
     store.check_output_dir(spec.root, "the sweep's results root")
     points = run_sweep(spec, args.executor, args.workers, args.dry_run, args.ray_address, args.cpus_per_task,
                        args.gpus_per_task, args.points_per_task)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import keras
 
-from supermask import backend, paths, store
+from supermask import backend, early_stop, identity, paths, store
 from supermask.config import TrainConfig, config_hash, to_dict
 from supermask.engine import TrainResult, batch_order, train_many  # noqa: F401 (re-exported)
 from supermask.engine.driver import EVAL_BATCH_SIZE
@@ -101,19 +101,10 @@ def train_model(model, data, *, iterations, batch_size, seed=0, eval_every=100,
                       augment=augment)[0]
 
 
-def summarize(history):
-    """Best validation accuracy, the iteration it occurred at (early stopping), test accuracy there."""
-    rows = [r for r in history if r["val_accuracy"] is not None] or history
-    key = "val_accuracy" if rows[0]["val_accuracy"] is not None else "test_accuracy"
-    best = max(rows, key=lambda r: (r[key], -r["iteration"]))
-    last = history[-1]
-    return {
-        "best_val_accuracy": best["val_accuracy"],
-        "early_stop_iteration": best["iteration"],
-        "test_accuracy_at_early_stop": best["test_accuracy"],
-        "final_test_accuracy": last["test_accuracy"],
-        "final_val_accuracy": last["val_accuracy"],
-    }
+def summarize(history, criterion="val_loss"):
+    """The run's summary at its early-stopping iteration (``supermask.early_stop.summarize``):
+    by default the iteration of minimum validation loss, as Frankle & Carbin 2019 (App. C)."""
+    return early_stop.summarize(history, criterion)
 
 
 def check_output(out=None, out_root=None, overwrite=False):
@@ -220,10 +211,11 @@ def run(config=None, data_dir=None, out=None, verbose=1, overwrite=False, out_ro
     check_output(out, out_root, overwrite)
     data, config = load_data(config, data, data_dir)
     config = config.resolve(len(data.x_train))
+    keras.utils.set_random_seed(config.seed)
+    model = build(config.model, data.input_shape, data.num_classes, seed=config.seed)
+    config = identity.identify(config, model, data)
     out = output_folder(config, out, out_root)
     with claim_output(out, overwrite):
-        keras.utils.set_random_seed(config.seed)
-        model = build(config.model, data.input_shape, data.num_classes, seed=config.seed)
         compile_model(model, recipe_optimizer(config, config.iterations))
         if verbose:
             print(f"Training {config.model} on {config.dataset} for {config.iterations} iterations "
@@ -237,7 +229,7 @@ def run(config=None, data_dir=None, out=None, verbose=1, overwrite=False, out_ro
             "config_hash": config_hash(config),
             "iterations": config.iterations,
             "seconds": result.seconds,
-            "summary": summarize(result.history),
+            "summary": summarize(result.history, config.early_stop),
             "history": result.history,
         }
         if out is not None:
@@ -245,9 +237,10 @@ def run(config=None, data_dir=None, out=None, verbose=1, overwrite=False, out_ro
                      masks=get_masks(model))
     if verbose:
         s = metrics["summary"]
-        print(f"Done in {result.seconds:.1f} s: final test accuracy {percent(s['final_test_accuracy'])}, "
-              f"best validation accuracy {percent(s['best_val_accuracy'])} at iteration "
-              f"{s['early_stop_iteration']}" + (f"; results in {out}" if out else ""))
+        print(f"Done in {result.seconds:.1f} s: final test accuracy {percent(s['final_test_accuracy'])}; "
+              f"early stop ({early_stop.SHORT[s['early_stop']]}) at iteration {s['early_stop_iteration']}: "
+              f"test accuracy {percent(s['test_accuracy_at_early_stop'])}"
+              + (f"; results in {out}" if out else ""))
     return metrics
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from supermask import backend
+from supermask import backend, identity
 from supermask.config import MAX_SEED, SupermaskConfig, config_hash, to_dict
 from supermask.engine import train_many
 from supermask.errors import ConfigError
@@ -148,6 +148,8 @@ def run(config=None, data_dir=None, out=None, verbose=1, overwrite=False, out_ro
     check_output(out, out_root, overwrite)
     data, config = load_data(config, data, data_dir)
     configs = [dataclasses.replace(config, seed=config.seed + i).resolve(len(data.x_train)) for i in range(seeds)]
+    probe = build(configs[0], data.input_shape, data.num_classes)  # the architecture, for the run's identity
+    configs = [identity.identify(c, probe, data) for c in configs]
     outs = [output_folder(c, None if out is None else (Path(out) / f"seed_{c.seed}" if seeds > 1 else out),
                           out_root) for c in configs]
     with contextlib.ExitStack() as stack:
@@ -184,7 +186,7 @@ def _learn(configs, data, outs, verbose, overwrite, engine):
             "iterations": iterations,
             "epochs": iterations * batch_size / len(data.x_train),
             "seconds": result.seconds,
-            "summary": summarize(result.history),
+            "summary": summarize(result.history, c.early_stop),
             "final": final,
             "density": density_report(model),
             "history": result.history,

@@ -104,15 +104,57 @@ def test_signed_constant_uses_the_drawn_layer_not_the_formula():
     assert np.std(init) != glorot_std(init.shape)  # a drawn layer is 0.1-2 % off the formula
 
 
-def test_rand_signed_constant_random_signs_exact_magnitude():
+def rand_signed_constant(init, mask, seed):
+    """The Mask-1 result over the whole layer (apply_actions would zero the pruned part)."""
+    return get_mask1("rand_signed_constant")(init, mask, np.random.default_rng(seed))
+
+
+def test_rand_signed_constant_permutes_the_layers_init_signs_by_hand():
+    # W_INIT: 3 positive, 3 negative; the constant is signed_constant's LAYER_STD.
+    for seed in range(5):
+        w = rand_signed_constant(W_INIT, MASK, seed)
+        assert w.shape == W_INIT.shape
+        np.testing.assert_allclose(np.sort(w.ravel()), [-LAYER_STD] * 3 + [LAYER_STD] * 3, rtol=1e-12)
+    # Magnitudes are signed_constant's exactly, at the kept positions of the start weights.
+    kept = start("rand_signed_constant", "mask").weights["l"][MASK]
+    np.testing.assert_array_equal(np.abs(kept), np.abs(start("signed_constant", "mask").weights["l"][MASK]))
+
+
+def test_rand_signed_constant_keeps_zero_signs_as_zeros():
+    init = np.array([[0.0, 0.3, -0.1], [0.0, 0.2, 0.4]])
+    w = rand_signed_constant(init, np.ones_like(init, bool), 3)
+    std = np.std(init)
+    assert sorted(w.ravel()) == [-std, 0.0, 0.0, std, std, std]
+
+
+def test_rand_signed_constant_is_seeded():
     init, final, mask = big_layer()
     a = start("rand_signed_constant", "mask", 2, init, final, mask).weights["l"]
     b = start("rand_signed_constant", "mask", 2, init, final, mask).weights["l"]
+    c = start("rand_signed_constant", "mask", 3, init, final, mask).weights["l"]
     np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
     np.testing.assert_array_equal(np.abs(a[mask]), np.std(init))
-    agree = np.mean(np.sign(a[mask]) == np.sign(init[mask]))
-    assert 0.47 < agree < 0.53  # independent of the init's signs
     assert np.all(a[~mask] == 0)
+    agree = np.mean(np.sign(a[mask]) == np.sign(init[mask]))
+    assert 0.47 < agree < 0.53  # positions are random: a balanced layer's signs are not kept in place
+
+
+def test_rand_signed_constant_keeps_a_skewed_layers_positive_count():
+    # 90 % positive init: a permutation keeps exactly 108000 of 120000 positive; i.i.d. fair
+    # signs would give about 60000.
+    init, _, mask = big_layer()
+    init = np.abs(init)
+    init.ravel()[np.random.default_rng(7).permutation(init.size)[: init.size // 10]] *= -1
+    assert np.sum(init > 0) == 108000
+    for seed in (0, 1):
+        w = rand_signed_constant(init, mask, seed)
+        assert np.sum(w > 0) == 108000 and np.sum(w < 0) == 12000
+        np.testing.assert_array_equal(np.abs(w), np.std(init))
+        # Only the whole layer's count is fixed; the kept half draws from it (hypergeometric:
+        # 90 %, standard deviation 0.09 % here).
+        assert 0.89 < np.mean(w[mask] > 0) < 0.91
+        assert not np.array_equal(np.sign(w), np.sign(init))
 
 
 def test_signed_reinit_keeps_signs_new_magnitudes():

@@ -3,6 +3,7 @@ global pruning on a Functional model, the builder CLI, and the README example (e
 
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -317,11 +318,10 @@ def mnist_root():
     return Path(os.environ["SUPERMASK_DATA"])
 
 
-def readme_example():
-    """The Python block of README's "Bring your own model" section."""
+def readme_example(section="## Bring your own model"):
+    """The Python block of a README section."""
     text = (REPO / "README.md").read_text()
-    section = text.split("## Bring your own model", 1)[1]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    return re.search(r"```python\n(.*?)```", text.split(section, 1)[1], re.S).group(1)
 
 
 def test_the_readme_example_runs_as_written(tmp_path, mnist, monkeypatch):
@@ -336,6 +336,18 @@ def test_the_readme_example_runs_as_written(tmp_path, mnist, monkeypatch):
     experiment = next((tmp_path / "runs" / "mine").iterdir())
     masks = store.load_arrays(paths.masks(paths.level(paths.trial(experiment, 0), 3)))
     assert masks["logits"].all()
+    # The results block of the README reads that experiment back and loads its ticket (in a fresh
+    # process: `import supermask` alone must register the layers for keras.saving.load_model).
+    code = readme_example("## Reports: tables and figures")
+    script = tmp_path / "readme_results.py"
+    script.write_text(code + "\nimport numpy as np\nfrom supermask.masks import get_masks\n"
+                             "assert all(np.count_nonzero(plain.get_layer(k).kernel) == int(m.sum())\n"
+                             "           for k, m in get_masks(ticket).items() if '/' not in k)\n"
+                             "print('ok', type(plain.get_layer('logits')).__name__)\n")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[0] == "val_loss [0]" and "ok Dense" in done.stdout
 
 
 def test_from_arrays_names_the_data_by_content():

@@ -164,7 +164,7 @@ def test_bad_inputs_are_one_clear_error(tmp_path, capsys):
     assert exc.value.code == 2
     with pytest.raises(SystemExit):
         reproduce.main([])
-    assert "one of the arguments --quick --full is required" in capsys.readouterr().err
+    assert "one of the arguments --quick --lth --full is required" in capsys.readouterr().err
 
 
 @on_jax
@@ -218,3 +218,30 @@ def test_a_second_reproduction_in_the_same_work_folder_refuses(tmp_path):
         with pytest.raises(store.LockedError, match="The reproduction in .* is in use by another process"):
             reproduce.main(["--quick", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")], budget=TINY)
     assert not (tmp_path / "work" / "lottery").exists() and not (tmp_path / "out").exists()
+
+
+@on_jax
+def test_the_lth_budget_runs_the_imp_section_alone_read_at_the_minimum_validation_loss(tmp_path, mnist):
+    budget = reproduce.Budget("tiny-lth", trials=2, iterations=60, levels=1, ablation_levels=0, eval_every=10,
+                              criteria=(), mask1=(), sweep_powers="0", supermask_epochs=0, conv_models=(),
+                              studies=("imp",), out_subfolder="lth")
+    work, out = tmp_path / "work", tmp_path / "out"
+    reproduce.main(["--lth", "--work", str(work), "--out", str(out), "--quiet"], budget=budget)
+    assert sorted(p.name for p in work.iterdir() if p.is_dir()) == ["lottery"]  # nothing but IMP ran
+    assert [p.name for p in (work / "lottery").iterdir()] == ["imp_large_final"]
+    text = (out / "lth" / "REPRODUCTION.md").read_text()
+    assert not (out / "REPRODUCTION.md").exists()
+    assert "Early-stop iteration (the iteration of minimum validation loss" in text
+    # The early-stop iterations, recomputed here from each level's recorded history.
+    exp = only_experiment(work, "imp_large_final")
+
+    def stops(level):
+        out = []
+        for seed in (0, 1):
+            history = json.loads(paths.metrics(paths.level(paths.trial(exp, seed), level)).read_text())["history"]
+            out.append(min(history, key=lambda r: (r["val_loss"], r["iteration"]))["iteration"])
+        return out
+
+    rows = {r[0]: r for r in table_rows(text, "## 2. Early stopping")}
+    assert rows["100.0"][1] == pm(stops(0), 1, 0)
+    assert reproduce.LTH.iterations >= 10_000 and reproduce.LTH.studies == ("imp",)

@@ -430,5 +430,6 @@ def test_printed_accuracies_are_rounded_percentages(tmp_path, mnist, capsys):
     assert len(done) == 1
     import re
 
-    assert re.search(r"final test accuracy \d{1,3}\.\d\d %, best validation accuracy \d{1,3}\.\d\d %", done[0])
+    assert re.search(r"final test accuracy \d{1,3}\.\d\d %; early stop \(min\. val\. loss\) at iteration \d+: "
+                     r"test accuracy \d{1,3}\.\d\d %", done[0])
     assert not re.search(r"\d\.\d{5,}", done[0]), done[0]

@@ -5,11 +5,13 @@ on JAX alone; spec parsing and grid expansion run everywhere.
 """
 
 import csv
+import itertools
 import json
 import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import keras
@@ -207,3 +209,114 @@ def test_a_second_sweep_of_the_same_spec_refuses(tmp_path):
         with pytest.raises(store.LockedError, match=f"The sweep grid under {tmp_path / 'root'} is in use"):
             sweep.run_sweep(spec, say=lambda *_: None)
     assert not (tmp_path / "root" / "lottery").exists()  # nothing started
+
+
+# --- grid size: counted without expanding; too large to run is refused, a dry run stays bounded ---
+
+MILLION = f"""
+kind = "lottery"
+[fixed]
+model = "fc"
+levels = 1
+[grid]
+seed = {list(range(100))}
+iterations = {list(range(100, 200))}
+eval_every = {list(range(1, 101))}
+"""
+
+
+def test_count_points_multiplies_the_grid_by_trials(tmp_path):
+    spec = sweep.load_spec(write_spec(tmp_path))  # 3 criteria x trials 2
+    assert sweep.count_points(spec) == 6 == len(sweep.expand(spec))
+    spec = sweep.load_spec(write_spec(tmp_path, "kind = 'lottery'\n[grid]\nmask1 = ['none', 'signed_constant']\n"
+                                                "trials = [1, 3, 0]"))
+    assert sweep.count_points(spec) == 2 * (1 + 3 + 1)  # an invalid trials value is one invalid point
+    points = sweep.expand(spec)  # trials 1 and 3 both name seed 0: it runs once per mask1
+    assert len(points) == 8 and sum(p.error is not None for p in points) == 2
+    assert sweep.count_points(sweep.load_spec(write_spec(tmp_path, MILLION))) == 10**6
+
+
+def test_dry_run_lists_at_most_the_first_points_then_counts(tmp_path):
+    spec = sweep.load_spec(write_spec(tmp_path), root=tmp_path / "root")
+    said = []
+    listed = sweep.dry_run_sweep(spec, said.append, shown=2)
+    assert [p.fields["criterion"] for p in listed] == ["large_final", "large_final"]
+    assert len(said) == 4 and said[0].startswith("criterion=large_final, seed=0: to run (")
+    assert said[2:] == ["... and 4 more points.", "6 points: 0 finished, 4 to run, 2 invalid"]
+    assert not (tmp_path / "root").exists()
+
+
+def test_a_million_point_grid_dry_run_is_quick_and_bounded(tmp_path, capsys):
+    spec = write_spec(tmp_path, MILLION)
+    start = time.monotonic()
+    listed = sweep.main([str(spec), "--root", str(tmp_path / "root"), "--dry-run"])
+    took = time.monotonic() - start
+    lines = capsys.readouterr().out.splitlines()
+    assert took < 20, took  # about 0.1 s: the first 100 points are built, the rest only counted
+    assert len(listed) == sweep.DRY_RUN_SHOWN and len(lines) == sweep.DRY_RUN_SHOWN + 2
+    assert lines[0].startswith("seed=0, iterations=100, eval_every=1: to run (")
+    assert lines[-2] == f"... and {10**6 - sweep.DRY_RUN_SHOWN} more points, not checked."
+    assert lines[-1].startswith("1000000 points (grid combinations x trials): more than the 10000 a sweep runs; "
+                                "split the grid")
+    assert not (tmp_path / "root").exists()
+
+
+def test_a_million_point_grid_is_refused_in_one_line_and_writes_nothing(tmp_path):
+    spec_path = write_spec(tmp_path, MILLION)
+    spec = sweep.load_spec(spec_path, root=tmp_path / "root")
+    message = ("The sweep grid has 1000000 points (grid combinations x trials), more than the 10000 a sweep runs; "
+               "split the grid into specs of at most 10000 points each (or move fields from [grid] to [fixed]).")
+    for call in (lambda: sweep.expand(spec), lambda: sweep.run_sweep(spec, say=lambda *_: None),
+                 lambda: sweep.main([str(spec_path), "--root", str(tmp_path / "root")])):
+        with pytest.raises(ConfigError) as err:
+            call()
+        assert str(err.value) == message
+    code, said = run(spec_path, tmp_path / "root")  # the command: one line, exit status 2
+    ours = [line for line in said.splitlines() if line.startswith("error") or "1000000" in line]  # not TF's log
+    assert code == 2 and ours == [f"error: {message}"] and "Traceback" not in said, said
+    assert not (tmp_path / "root").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.toml"]
+
+
+def test_points_are_expanded_lazily(tmp_path):
+    spec = sweep.load_spec(write_spec(tmp_path, MILLION))
+    start = time.monotonic()
+    first = list(itertools.islice(sweep.iter_points(spec), 3))
+    assert time.monotonic() - start < 10
+    assert [(p.fields["seed"], p.fields["eval_every"]) for p in first] == [(0, 1), (0, 2), (0, 3)]
+    dup = sweep.load_spec(write_spec(tmp_path, SPEC.replace("[grid]", "[grid]\nseed = [0, 1]")))
+    points = list(sweep.iter_points(dup))  # seeds 0, 1 and 1, 2 per criterion: seed 1 runs once
+    assert sweep.count_points(dup) == 12 and len(points) == 10
+    assert sorted((p.fields["criterion"], p.fields["seed"]) for p in points if p.error is None) == [
+        ("large_final", 0), ("large_final", 1), ("large_final", 2), ("random", 0), ("random", 1), ("random", 2)]
+    assert [p.fields for p in points] == [p.fields for p in sweep.expand(dup)]
+
+
+def test_an_own_model_point_names_the_folder_lottery_writes(tmp_path, monkeypatch, mnist):
+    """A builder's folder hash holds its architecture's fingerprint (supermask.identity): the sweep
+    predicts it as lottery.run_many writes it, so a finished own-model point is skipped, and a builder
+    whose width changed is another point."""
+    (tmp_path / "sweep_models.py").write_text(
+        "import keras\nWIDTH = 16\n"
+        "def net(input_shape, num_classes):\n"
+        "    inputs = keras.Input(input_shape)\n"
+        "    x = keras.layers.Dense(WIDTH, activation='relu')(keras.layers.Flatten()(inputs))\n"
+        "    return keras.Model(inputs, keras.layers.Dense(num_classes, name='logits')(x))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "sweep_models", raising=False)
+    monkeypatch.setattr(sweep, "_FINGERPRINTS", {})
+    text = 'kind = "lottery"\n[fixed]\nmodel = "sweep_models:net"\niterations = 10\neval_every = 10\nlevels = 0\n' \
+           '[grid]\nseed = [0]\n'
+    spec = sweep.load_spec(write_spec(tmp_path, text), root=tmp_path / "out")
+    (point,) = sweep.expand(spec)
+    assert point.error is None and len(point.config.model_fingerprint) == 16
+    from supermask import lottery
+
+    lottery.run_many([point.config], spec.root / "lottery", data_dir=os.environ["SUPERMASK_DATA"], verbose=0)
+    assert sweep.is_finished(spec, point)
+    import sweep_models
+
+    monkeypatch.setattr(sweep_models, "WIDTH", 32)
+    monkeypatch.setattr(sweep, "_FINGERPRINTS", {})
+    (wider,) = sweep.expand(spec)
+    assert wider.config.model_fingerprint != point.config.model_fingerprint and not sweep.is_finished(spec, wider)

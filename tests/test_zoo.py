@@ -76,10 +76,12 @@ def test_recipes_resolve_to_open_lths_defaults_and_old_hashes_hold():
         LotteryConfig(model="resnet20", dataset="cifar10", mask0="freeze_init").resolve(50_000)
     with pytest.raises(ConfigError, match="does not apply to the supermask trainer"):
         SupermaskConfig(augment=True)
-    # The lottery papers' models keep the plain recipe implicit: their experiment folders (hashes)
-    # are the ones from before these options existed (computed at commit 474b551).
+    # The lottery papers' models spell the plain recipe out (hparams.json), but their experiment
+    # folders (hashes) are the ones from before these options existed (computed at commit 474b551).
     plain = LotteryConfig(iterations=2500).resolve(55_000)
-    assert (plain.optimizer, plain.momentum, plain.lr_schedule, plain.augment, plain.pruning) == (None,) * 5
+    assert (plain.optimizer, plain.momentum, plain.weight_decay, plain.lr_schedule, plain.milestones, plain.warmup,
+            plain.augment, plain.pruning, plain.prune_ignore) == ("adam", 0.0, 0.0, "constant", (), 0, False,
+                                                                  "layerwise", ())
     assert plain.experiment_hash() == "bb9af0338be8"
     assert LotteryConfig(model="conv6", dataset="cifar10").resolve(45_000).experiment_hash() == "ffa29d588985"
     assert config_hash(TrainConfig(epochs=2).resolve(55_000)) == "35bf25b711a4"

@@ -16,6 +16,8 @@ variables as arguments), so they are kept for the next ``Program`` of the same
 architecture, K, dataset and batch size: the levels of a lottery experiment compile once.
 """
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import keras
@@ -27,6 +29,15 @@ from supermask.engine.driver import EVAL_BATCH_SIZE, check_same_program, eval_sp
 _CACHE = {}  # (signature, K, batch size) -> (dataset, compiled functions); the last few only
 _CACHE_SIZE = 4
 EVAL_MEMORY_BYTES = 2 * 2**30  # activations of the models evaluated at once
+
+
+def training_kwargs(model, training):
+    """``{"training": training}`` if ``model.call`` takes it, else ``{}``: ``stateless_call`` calls
+    ``call`` directly, so (as Keras's own JAX trainer does) the flag goes only to a ``call``
+    that declares ``training`` or ``**kwargs``; a subclassed model's ``call(self, x)`` works too."""
+    parameters = inspect.signature(model.call).parameters.values()
+    takes = any(p.name == "training" or p.kind is p.VAR_KEYWORD for p in parameters)
+    return {"training": training} if takes else {}
 
 
 def _stack(values):
@@ -97,7 +108,7 @@ def _compile(model, data, count, weight_decay=0.0, augment=False):
 
         def loss_of(trainable):
             logits, non_trainable_new, losses = model.stateless_call(
-                trainable, non_trainable, x, training=True, return_losses=True)
+                trainable, non_trainable, x, return_losses=True, **training_kwargs(model, True))
             loss = loss_fn(y, logits)
             if losses:
                 loss = loss + sum(losses)
@@ -119,8 +130,8 @@ def _compile(model, data, count, weight_decay=0.0, augment=False):
 
         def batch(non_trainable, xyw):
             xb, yb, wb = xyw
-            logits, non_trainable, losses = model.stateless_call(trainable, non_trainable, xb, training=False,
-                                                                 return_losses=True)
+            logits, non_trainable, losses = model.stateless_call(trainable, non_trainable, xb, return_losses=True,
+                                                                 **training_kwargs(model, False))
             # The loss Keras reports adds the layer losses (e.g. L2 on scores) to every batch.
             nll = keras.losses.sparse_categorical_crossentropy(yb, logits, from_logits=True)
             nll = nll + sum(losses) if losses else nll

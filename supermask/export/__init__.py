@@ -7,12 +7,14 @@
 or ``python -m supermask.export RUN_DIR --out ticket.onnx`` and
 ``python -m supermask.check ticket.onnx --dataset mnist``.
 
-Modules: ``strip`` (model -> plain ops with the masks folded in), ``sparse`` (dense / sparse /
+``strip`` is ``supermask.convert.strip`` (a Keras model with the masks folded into plain layers).
+
+Modules: ``ops`` (model -> plain ops with the masks folded in, ``to_ops``), ``sparse`` (dense / sparse /
 ternary storage of a tensor), ``onnx_graph`` (the ONNX graph and its metadata), ``verify``
 (onnxruntime: logits, comparison with Keras, accuracy, throughput), ``runs`` (which folder
 holds the model to export), ``exporter`` (the two entry points above).
 
-Names are imported lazily, so ``supermask.check`` (onnxruntime only) never imports Keras.
+Names are imported lazily: ``supermask.check`` computes with onnxruntime alone.
 """
 
 import importlib
@@ -21,12 +23,16 @@ _EXPORTS = {
     "ExportError": "errors", "NonFiniteWeightsError": "errors", "UnsupportedLayerError": "errors",
     "VerificationError": "errors", "ExportReport": "exporter", "export_model": "exporter",
     "export_run": "exporter", "to_onnx": "onnx_graph", "densify": "sparse", "sparsify": "sparse",
-    "strip": "strip",
+    "to_ops": "ops",
 }
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "strip"])
 
 
 def __getattr__(name):
+    if name == "strip":  # the one strip: a Keras model back to plain layers (not a module of this package)
+        from supermask.convert import strip
+
+        return strip
     if name in _EXPORTS:
         return getattr(importlib.import_module(f"supermask.export.{_EXPORTS[name]}"), name)
     raise AttributeError(f"module 'supermask.export' has no attribute {name!r}")

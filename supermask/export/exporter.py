@@ -17,7 +17,7 @@ from supermask import store
 from supermask.export import runs
 from supermask.export.errors import ExportError
 from supermask.export.onnx_graph import to_onnx
-from supermask.export.strip import strip
+from supermask.export.ops import to_ops
 from supermask.export.verify import self_check
 
 
@@ -68,7 +68,7 @@ def export_model(model, path, *, storage="auto", ternary="auto", ternary_bits=8,
     """Write ``model`` to the ONNX file ``path``; return an ``ExportReport``.
 
     Args:
-        model: a built ``keras.Sequential`` (see ``supermask.export.strip``).
+        model: a built ``keras.Sequential`` (see ``supermask.export.ops``).
         storage: "auto" (per tensor, whichever is smaller), "dense" or "sparse".
         ternary: "auto" (int8 + scale where a kernel's nonzeros share one magnitude),
             "on" (required for every kernel) or "off".
@@ -80,7 +80,7 @@ def export_model(model, path, *, storage="auto", ternary="auto", ternary_bits=8,
     """
     import keras
 
-    stripped = strip(model)
+    stripped = to_ops(model)
     metadata = {"export_backend": keras.backend.backend(), "keras_version": keras.__version__,
                 "inference_mask": "deterministic", **(metadata or {})}
     try:

@@ -35,7 +35,7 @@ from onnx import TensorProto, helper, numpy_helper
 from supermask import __version__
 from supermask.export import sparse
 from supermask.export.errors import ExportError
-from supermask.export.strip import Add, AvgPool2D, BatchNorm, Conv2D, Dense, Flatten, GlobalAvgPool, MaxPool2D, ReLU
+from supermask.export.ops import Add, AvgPool2D, BatchNorm, Conv2D, Dense, Flatten, GlobalAvgPool, MaxPool2D, ReLU
 
 OPSET = 17
 OUTPUT = "logits"
@@ -209,7 +209,7 @@ def to_onnx(stripped, storage="auto", ternary="auto", metadata=None, ternary_bit
                 x = g.node("Add", [x, t], op.name)
         elif isinstance(op, ReLU):
             pass
-        else:  # pragma: no cover - strip() only produces the types above
+        else:  # pragma: no cover - to_ops() only produces the types above
             raise ExportError(f"Internal error: no ONNX form for {op!r}.")
         if getattr(op, "activation", None) == "relu" or isinstance(op, ReLU):
             x = g.node("Relu", [x], op.name)

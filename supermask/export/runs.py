@@ -21,7 +21,6 @@ from supermask.errors import ConfigError
 from supermask.export.errors import ExportError
 
 # Image shape of each dataset, to rebuild runs saved without model.keras.
-INPUT_SHAPES = {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
 _LEVEL = re.compile(r"level_(\d+)")
 _TRIAL = re.compile(r"trial_(-?\d+)")
 
@@ -144,7 +143,8 @@ def load_model(run):
 
 def _rebuild(run):
     from supermask import masks as M
-    from supermask.models import build_model
+    from supermask.data import INPUT_SHAPES
+    from supermask.models import build
 
     h = run.hparams
     if "model" not in h or h.get("dataset") not in INPUT_SHAPES or "learner" in h:
@@ -152,7 +152,7 @@ def _rebuild(run):
                           "describe a masked model that can be rebuilt. Retrain it with the current supermask.")
     # Mask-0 actions other than "mask" train with frozen pruned weights (lottery levels >= 1).
     freeze = bool(run.level) and h.get("mask0", "mask") != "mask"
-    model = build_model(h["model"], INPUT_SHAPES[h["dataset"]], 10, seed=h.get("seed", 0), freeze_pruned=freeze)
+    model = build(h["model"], INPUT_SHAPES[h["dataset"]], 10, seed=h.get("seed", 0), freeze_pruned=freeze)
     M.set_weights(model, store.load_arrays(paths.weights_final(run.folder)))
     M.set_masks(model, store.load_arrays(paths.masks(run.folder)))
     return model

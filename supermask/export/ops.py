@@ -1,4 +1,4 @@
-"""Fold a Keras model into a plain, backend-free list of inference ops (``strip``).
+"""Fold a Keras model into a plain, backend-free list of inference ops (``to_ops``).
 
 Masks disappear here: every prunable layer contributes its *inference kernel*, the
 float32 kernel it computes with at inference (``kernel * mask`` for the masked layers;
@@ -139,7 +139,7 @@ class Stripped:
         return {op.name: float(np.count_nonzero(op.kernel)) / op.kernel.size for op in self.kernel_ops()}
 
 
-def strip(model):
+def to_ops(model):
     """Turn ``model`` (a built ``keras.Sequential`` or Functional model, which may nest Sequential
     and Functional blocks) into a ``Stripped`` graph of plain ops, each BatchNormalization that
     follows a convolution or dense layer folded into its kernel and bias."""
