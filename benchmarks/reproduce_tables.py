@@ -127,8 +127,8 @@ def early_stop_section(exp):
     from supermask.early_stop import DESCRIPTIONS
 
     lines = ["## 2. Early stopping: how fast tickets learn", "",
-             f"Early-stop iteration ({DESCRIPTIONS[exp.early_stop]}, evaluated every "
-             f"{exp.hparams.get('eval_every')} iterations of {exp.hparams.get('iterations')}), mean ± std over "
+             f"Early-stop iteration: {DESCRIPTIONS[exp.early_stop]}, evaluated every "
+             f"{exp.hparams.get('eval_every')} iterations of {exp.hparams.get('iterations')}; mean ± std over "
              "trials; \"ticket / dense\" is the per-trial ratio to the dense level 0 (below 1: the ticket stops "
              "earlier).", "",
              "| % weights remaining | ticket | random-reinit control | ticket / dense |",

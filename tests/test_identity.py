@@ -13,6 +13,9 @@ from supermask.errors import ConfigError
 from supermask.models import build, build_model, model_label
 
 SHAPE = {"width": 32, "activation": "relu"}
+# Folder naming and resume checks are backend-free: those tests train on one backend (JAX); what
+# touches a backend (building, converting, calling, training a subclassed model) runs on every one.
+on_jax = pytest.mark.skipif(keras.backend.backend() != "jax", reason="backend-free orchestration: run once, on JAX")
 
 
 def changing(input_shape, num_classes):
@@ -48,6 +51,7 @@ def test_the_fingerprint_sees_the_architecture_not_the_values_or_the_seed():
         identity.model_fingerprint(build("fc", (28, 28, 1), 10, seed=3))
 
 
+@on_jax
 def test_a_changed_builder_starts_a_new_experiment_and_never_joins_the_old_one(tmp_path):
     data = tiny_arrays()
     run = lambda: lottery.run(model=changing, data=data, levels=1, iterations=20, eval_every=10,  # noqa: E731
@@ -65,6 +69,7 @@ def test_a_changed_builder_starts_a_new_experiment_and_never_joins_the_old_one(t
     assert len({json.loads(paths.hparams(f).read_text())["model_fingerprint"] for f in folders}) == 3
 
 
+@on_jax
 def test_resuming_a_built_in_with_another_architecture_or_other_data_is_refused(tmp_path, small_mnist):
     from supermask.data import Dataset
 
@@ -92,6 +97,7 @@ def test_resuming_a_built_in_with_another_architecture_or_other_data_is_refused(
     assert json.loads(paths.hparams(exp).read_text())["model_fingerprint"] == hparams["model_fingerprint"]
 
 
+@on_jax
 def test_hparams_spell_out_every_value_the_run_used(tmp_path, small_mnist):
     lottery.run(model="fc", data=small_mnist, levels=0, iterations=10, eval_every=10, root=tmp_path, verbose=0)
     hparams = json.loads(paths.hparams(results.find_experiments(tmp_path)[0]).read_text())
@@ -192,6 +198,7 @@ def test_build_model_is_build_for_builders_too(tmp_path, monkeypatch):
     assert list(prunable_layers(build("own_models:two", (6, 6, 1), 3))) == ["hidden", "logits"]
 
 
+@on_jax
 def test_the_init_sweep_runs_on_own_models(tmp_path):
     data = tiny_arrays()
     train.run(model=changing, data=data, iterations=20, eval_every=10, out=tmp_path / "run", verbose=0)

@@ -231,7 +231,7 @@ def test_the_lth_budget_runs_the_imp_section_alone_read_at_the_minimum_validatio
     assert [p.name for p in (work / "lottery").iterdir()] == ["imp_large_final"]
     text = (out / "lth" / "REPRODUCTION.md").read_text()
     assert not (out / "REPRODUCTION.md").exists()
-    assert "Early-stop iteration (the iteration of minimum validation loss" in text
+    assert "Early-stop iteration: the iteration of minimum validation loss (Frankle & Carbin" in text
     # The early-stop iterations, recomputed here from each level's recorded history.
     exp = only_experiment(work, "imp_large_final")
 
