@@ -20,6 +20,7 @@ experiment recorded with other fingerprints.
 
 import hashlib
 import json
+import weakref
 
 import numpy as np
 
@@ -75,13 +76,20 @@ def weights_digest(model):
     return digest.hexdigest()[:12]
 
 
+_DATA_FINGERPRINTS = weakref.WeakKeyDictionary()  # Dataset -> fingerprint: a Dataset's arrays are not replaced
+
+
 def data_fingerprint(dataset):
-    """16 hex digits of a SHA-256 of a ``supermask.data.Dataset``'s arrays (train, validation, test)."""
+    """16 hex digits of a SHA-256 of a ``supermask.data.Dataset``'s arrays (train, validation, test);
+    computed once per Dataset object (MNIST: about 0.3 s)."""
+    if dataset in _DATA_FINGERPRINTS:
+        return _DATA_FINGERPRINTS[dataset]
     digest = hashlib.sha256()
     for array in (dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val, dataset.x_test, dataset.y_test):
         digest.update(str(array.shape).encode())
         digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()[:16]
+    _DATA_FINGERPRINTS[dataset] = digest.hexdigest()[:16]
+    return _DATA_FINGERPRINTS[dataset]
 
 
 def identify(config, model, data):

@@ -259,7 +259,13 @@ def _check_logits(name, model, input_shape, num_classes):
     if len(shape) != 2 or shape[-1] != num_classes:
         raise ConfigError(f"The model of builder {name!r} must return (batch, {num_classes}) logits for the "
                           f"{num_classes} classes. Received output shape {shape}.")
-    _check_not_probabilities(name, model, input_shape)
+    if is_builder(name):  # supermask.zoo's models give logits by construction
+        _check_not_probabilities(name, model, input_shape)
+
+
+# Architectures already checked to give logits in this process (a lottery rebuilds its model for every
+# network of every level): their fingerprints (supermask.identity), so a builder that changed is checked again.
+_CHECKED_LOGITS = set()
 
 
 def _check_not_probabilities(name, model, input_shape):
@@ -268,6 +274,11 @@ def _check_not_probabilities(name, model, input_shape):
     in ``call``): the model is run on 8 random inputs, and rows that are non-negative and sum to
     1 (softmax), or entries all strictly between 0 and 1 (sigmoid), are refused. The loss is
     computed from logits, so such a model would train silently on the wrong loss."""
+    from supermask.identity import model_fingerprint
+
+    fingerprint = (model_fingerprint(model), tuple(input_shape))
+    if fingerprint in _CHECKED_LOGITS:
+        return
     x = np.random.default_rng(0).normal(size=(8, *tuple(input_shape))).astype("float32")
     try:
         out = keras.ops.convert_to_numpy(model(x, training=False)).astype("float64")
@@ -281,6 +292,7 @@ def _check_not_probabilities(name, model, input_shape):
         what = "softmax probabilities (rows sum to 1)" if softmax else "sigmoid probabilities (all in (0, 1))"
         raise ConfigError(f"The model of builder {name!r} outputs {what}; return logits instead (drop the final "
                           "softmax / sigmoid): the loss is computed from logits.")
+    _CHECKED_LOGITS.add(fingerprint)
 
 
 def derive_seed(seed, index):

@@ -54,7 +54,7 @@ def test_the_fingerprint_sees_the_architecture_not_the_values_or_the_seed():
 @on_jax
 def test_a_changed_builder_starts_a_new_experiment_and_never_joins_the_old_one(tmp_path):
     data = tiny_arrays()
-    run = lambda: lottery.run(model=changing, data=data, levels=1, iterations=20, eval_every=10,  # noqa: E731
+    run = lambda: lottery.run(model=changing, data=data, levels=0, iterations=10, eval_every=10,  # noqa: E731
                               root=tmp_path, verbose=0)
     run()
     SHAPE.update(width=64)
