@@ -147,7 +147,7 @@ def networks(args, data):
 
     from supermask import masks as M
     from supermask.export.runs import load_model, resolve
-    from supermask.models import build_model
+    from supermask.models import build as build_model
     from supermask.pruning import overall_density
     from supermask.train import compile_model, make_optimizer, train_model
 

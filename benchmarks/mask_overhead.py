@@ -29,7 +29,7 @@ def measure(epochs, repeats, data_dir):
 
     from supermask import backend, masks
     from supermask.data import load_dataset
-    from supermask.models import build_model
+    from supermask.models import build as build_model
     from supermask.train import compile_model, make_optimizer, train_model
 
     data = load_dataset("mnist", data_dir=data_dir)

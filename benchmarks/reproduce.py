@@ -118,7 +118,7 @@ class Reproduction:
     def lottery(self, name, model="fc", dataset="mnist", levels=None, **fields):
         """One lottery experiment in ``work/lottery/<name>``, resumed if started; its Experiment."""
         from supermask import lottery
-        from supermask.config import LotteryConfig
+        from supermask.settings import LotteryConfig
 
         iterations = self.budget.iterations if model == "fc" else self.budget.conv_iterations
         config = LotteryConfig(model=model, dataset=dataset, iterations=iterations, eval_every=self.budget.eval_every,
@@ -159,7 +159,7 @@ class Reproduction:
     def supermask(self, name, model="fc", dataset="mnist", **fields):
         """Learned supermasks of seeds 0 .. trials-1 (learned together); ``[(hparams, metrics)]``."""
         from supermask import train_supermask
-        from supermask.config import SupermaskConfig
+        from supermask.settings import SupermaskConfig
 
         out = self.work / "supermask" / name
         folders = [out / f"seed_{s}" for s in range(self.budget.trials)] if self.budget.trials > 1 else [out]

@@ -93,7 +93,7 @@ def plain_keras(model_name, input_shape):
 
 def masked_model(model_name, input_shape, seed):
     from supermask import masks as M
-    from supermask.models import build_model
+    from supermask.models import build as build_model
     from supermask.train import compile_model, make_optimizer
 
     model = build_model(model_name, input_shape, seed=seed)

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv="${SUPERMASK_VENV:-.venv}"
 python="${PYTHON:-python3}"
-"$python" -c 'import sys; assert sys.version_info >= (3, 10), "supermask needs Python >= 3.10"'
+"$python" -c 'import sys; assert sys.version_info >= (3, 11), "supermask needs Python >= 3.11"'
 want=$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-64)
 if [ -x "$venv/bin/python" ] && [ "$(cat "$venv/.lock-sha256" 2>/dev/null)" = "$want" ]; then
   exit 0

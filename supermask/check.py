@@ -8,11 +8,10 @@ median of ``--repeats`` timed passes). It computes with onnxruntime and numpy on
 Keras (which need not be installed).
 """
 
-
-from supermask.cli import ArgumentParser
 from pathlib import Path
 
-from supermask.data import DATASETS
+from supermask.cli import ArgumentParser, run_main
+from supermask.data import DATASETS, load_dataset
 from supermask.errors import ConfigError
 from supermask.export import verify
 
@@ -25,8 +24,6 @@ def check(path, dataset=None, data_dir=None, split="test", batch_size=verify.BAT
 
     ``dataset`` defaults to the one in the file's hparams metadata, else mnist.
     """
-    from supermask.data import load_dataset
-
     if split not in SPLITS:
         raise ConfigError(f"split must be one of {', '.join(SPLITS)}. Received: split={split!r}")
     if batch_size < 1 or repeats < 1:
@@ -69,9 +66,9 @@ def format_report(r):
     return "\n".join(lines)
 
 
-def build_parser():
+def build_parser(prog="python -m supermask.check"):
     parser = ArgumentParser(
-        prog="python -m supermask.check",
+        prog=prog,
         description="Run an exported ONNX model in onnxruntime on a dataset split and print its "
                     "accuracy, file size, density per layer and throughput.")
     parser.add_argument("onnx_file", metavar="ONNX_FILE", help="a file written by python -m supermask.export")
@@ -89,8 +86,8 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def main(argv=None, prog="python -m supermask.check"):
+    args = build_parser(prog).parse_args(argv)
     result = check(args.onnx_file, args.dataset, args.data_dir, args.split, args.batch_size, args.repeats,
                    args.threads)
     print(format_report(result))
@@ -98,6 +95,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from supermask.cli import run_main
-
     run_main(main)

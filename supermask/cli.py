@@ -1,4 +1,6 @@
-"""Command-line plumbing shared by every ``python -m supermask.<verb>``.
+"""Command-line plumbing shared by every ``python -m supermask.<verb>`` (and ``supermask <verb>``).
+
+Keras-free (``supermask.check`` uses it on machines with onnxruntime only).
 
 Flags are generated from the fields of a config dataclass (name, type, default and
 help text), so the CLI and the config can never disagree. Bad input ends the program
@@ -10,7 +12,7 @@ import dataclasses
 import sys
 import typing
 
-from supermask.engine.driver import DEFAULT_ENGINE, ENGINES
+from supermask.specs import DEFAULT_ENGINE, ENGINES
 from supermask.errors import SupermaskError
 
 
@@ -79,11 +81,6 @@ def add_run_arguments(parser, out_default=None):
                              "compiled program; fit: Keras fit per chunk, the reference (default: "
                              f"{DEFAULT_ENGINE})")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
-
-
-def percent(fraction, digits=2):
-    """An accuracy (a fraction) as a percentage for people: ``0.97154`` -> ``"97.15 %"``."""
-    return "-" if fraction is None else f"{100 * fraction:.{digits}f} %"
 
 
 def config_from_args(config_cls, args):

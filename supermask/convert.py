@@ -29,6 +29,7 @@ import keras
 import numpy as np
 
 from supermask.errors import ConfigError
+from supermask.seeds import derive_seed
 from supermask.layers import (MaskedConv1D, MaskedConv2D, MaskedDense, MaskedLayer, SupermaskConv1D,
                               SupermaskConv2D, SupermaskDense)
 
@@ -151,8 +152,6 @@ def supermask(model, *, learner="bernoulli", seed=0, signed_constant=False, **op
     Each layer's mask-sampling seed is derived from ``seed`` and its position, as the
     built-in models do. Kernel regularisers and constraints are dropped (the kernel is frozen).
     """
-    from supermask.models import derive_seed
-
     index = iter(range(1, 10**6))
 
     def convert(layer):
@@ -209,7 +208,7 @@ def _layer_config(layer):
     return {k: v for k, v in config.items() if k not in _UNSUPPORTED}
 
 
-def _is_graph(layer):
+def is_graph(layer):
     """Sequential or Functional: a graph ``clone_model`` can copy."""
     return isinstance(layer, keras.Model) and any(
         cls.__name__ in ("Sequential", "Functional") and cls.__module__.startswith("keras.")
@@ -229,7 +228,7 @@ def _convert(model, convert, transfer):
     def copy(layer):
         if id(layer) in memo:
             return memo[id(layer)]
-        if _is_graph(layer):
+        if is_graph(layer):
             new = keras.models.clone_model(layer, clone_function=copy)
             kind = "container"
         else:

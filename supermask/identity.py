@@ -18,12 +18,14 @@ builder starts a new experiment; built-in models and named datasets keep their f
 experiment recorded with other fingerprints.
 """
 
+import dataclasses
 import hashlib
 import json
 import weakref
 
 import numpy as np
 
+from supermask.convert import walk
 from supermask.errors import ConfigError
 
 _DROPPED = ("seed",)  # config keys that differ between trials of one experiment, not architectures
@@ -50,8 +52,6 @@ def _canonical(value):
 
 def architecture(model):
     """The JSON-able description ``model_fingerprint`` hashes (see the module docstring)."""
-    from supermask.convert import walk
-
     return {
         "class": f"{type(model).__module__}.{type(model).__qualname__}",
         "config": _config(model),
@@ -95,8 +95,6 @@ def data_fingerprint(dataset):
 def identify(config, model, data):
     """``config`` with ``model_fingerprint`` and ``data_fingerprint`` filled in from the built
     ``model`` and the ``data`` (a ``Dataset``) the run uses."""
-    import dataclasses
-
     return dataclasses.replace(config, model_fingerprint=model_fingerprint(model),
                                data_fingerprint=data_fingerprint(data))
 

@@ -32,6 +32,11 @@ _SUMMARY_KEYS = ("best_val_accuracy", "val_accuracy_at_early_stop", "test_accura
                  "early_stop_iteration")
 
 
+def percent(fraction, digits=2):
+    """An accuracy (a fraction) as a percentage for people: ``0.97154`` -> ``"97.15 %"``."""
+    return "-" if fraction is None else f"{100 * fraction:.{digits}f} %"
+
+
 def criterion_of(hparams):
     """The early-stopping criterion a run's ``hparams`` name (folders from before the option
     existed: the paper's, minimum validation loss)."""
@@ -135,8 +140,6 @@ class Experiment:
         h = self.hparams
         parts = [f"{h.get('model', '?')}/{h.get('dataset', '?')}", h.get("criterion", "large_final")]
         actions = [a for a in (h.get("mask1"), h.get("mask0")) if a and a not in ("none", "mask")]
-        if h.get("reset") not in (None, "init"):
-            parts.append(f"reset {h['reset']}")
         if h.get("pruning") == "global":
             parts.append("global" + (f" (not {', '.join(h['prune_ignore'])})" if h.get("prune_ignore") else ""))
         return " · ".join(parts + actions)
@@ -289,3 +292,22 @@ def read_init_sweep(path):
             raise ConfigError(f"{path}: density must be in [0, 1]. Received: {row['density']!r}")
         out.append(parsed)
     return out
+
+
+def format_table(rows, criterion="val_loss"):
+    """The summary rows as an aligned text table, read at the early-stopping iteration of
+    ``criterion`` (``supermask.early_stop``)."""
+    def pct(x):
+        return "   -  " if x is None else f"{100 * x:6.2f}"
+
+    def its(x):
+        return f"{'-' if x is None else x:>7}"
+
+    lines = [f"early stop: {early_stop.DESCRIPTIONS[criterion]}",
+             " level  % left   val@es  test@es  es iter | control: val@es  test@es  es iter"]
+    for r in rows:
+        lines.append(f" {r['level']:>5}  {r['percent_remaining']:6.2f}   {pct(r['val_accuracy_at_early_stop'])}   "
+                     f"{pct(r['test_accuracy_at_early_stop'])}  {its(r['early_stop_iteration'])} |          "
+                     f"{pct(r['control_val_accuracy_at_early_stop'])}   "
+                     f"{pct(r['control_test_accuracy_at_early_stop'])}  {its(r['control_early_stop_iteration'])}")
+    return "\n".join(lines)

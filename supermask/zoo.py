@@ -1,4 +1,15 @@
-"""The rewinding-era CIFAR-10 networks, as plain Keras models: ``resnet20`` and ``vgg16``.
+"""The built-in architectures as plain Keras models; ``supermask.models.build`` converts them
+(``supermask.convert.masked`` / ``supermask.convert.supermask``), as it converts your own.
+
+The lottery papers' networks (Frankle & Carbin 2019, Fig. 2; Zhou et al. 2019): ``fc``
+(784-300-100-10, "LeNet-300-100") and ``conv2`` / ``conv4`` / ``conv6`` (pairs of 3x3 "same"
+convolutions of 64, 128, 256 filters, each pair followed by a 2x2 max-pool, then dense 256-256
+and the output). ReLU everywhere but the output (logits); Glorot-normal kernels, one seed per
+layer (``seeds.derive_seed(seed, 0)``, ``(seed, 1)``, ... in layer order), zero biases. Layer
+names are stable, so weights and masks are plain dicts keyed by them: ``conv1`` .. ``conv6``,
+``pool1`` .., ``flatten``, ``fc1``, ``fc2``, ``output``.
+
+The rewinding-era CIFAR-10 networks: ``resnet20`` and ``vgg16``.
 
 Both follow open_lth (facebookresearch/open_lth, commit 2ce732fe), which the papers on late
 rewinding (Frankle et al. 2019, "Stabilizing the Lottery Ticket Hypothesis"; 2020, "Linear
@@ -29,20 +40,17 @@ the same architecture, not the same numbers as a PyTorch checkpoint.
 
 import keras
 
+from supermask.errors import ConfigError
+from supermask.seeds import SeedSequence
+
 VGG16_PLAN = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 
 
 class _Init:
-    """Seeded initialisers, one fresh seed per layer (``models.derive_seed``)."""
+    """Seeded initialisers, one fresh seed per layer (``seeds.derive_seed(seed, 1)``, ``(seed, 2)``, ...)."""
 
     def __init__(self, seed):
-        self.seed, self.index = seed, 0
-
-    def _next(self):
-        from supermask.models import derive_seed
-
-        self.index += 1
-        return derive_seed(self.seed, self.index)
+        self._next = SeedSequence(seed, start=1)
 
     def kernel(self):
         return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal", seed=self._next())
@@ -105,3 +113,53 @@ def vgg16(input_shape=(32, 32, 3), num_classes=10, seed=0):
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     outputs = keras.layers.Dense(num_classes, kernel_initializer=init.kernel(), name="output")(x)
     return keras.Model(inputs, outputs, name="vgg16")
+
+
+# The lottery papers' networks: (filters of each pair of convolutions, hidden dense units).
+PAPER_LAYERS = {"fc": ((), (300, 100)), "conv2": ((64,), (256, 256)), "conv4": ((64, 128), (256, 256)),
+                "conv6": ((64, 128, 256), (256, 256))}
+
+
+def paper_model(name, input_shape=(28, 28, 1), num_classes=10, seed=0):
+    """The lottery papers' network ``name`` (fc, conv2, conv4, conv6; see the module docstring)
+    as a plain ``keras.Sequential`` named ``<name>_model`` for images of ``input_shape`` (H, W, C)."""
+    if len(tuple(input_shape)) != 3:
+        raise ConfigError(f"input_shape must be (height, width, channels). Received: {input_shape!r}")
+    conv_filters, dense_units = PAPER_LAYERS[name]
+    glorot = SeedSequence(seed)
+
+    def kernel_init():
+        return keras.initializers.GlorotNormal(seed=glorot())
+
+    layers, index = [keras.Input(shape=tuple(input_shape), name="image")], 0
+    for filters in conv_filters:
+        for _ in range(2):
+            index += 1
+            layers.append(keras.layers.Conv2D(filters, 3, padding="same", activation="relu",
+                                              kernel_initializer=kernel_init(), name=f"conv{index}"))
+        layers.append(keras.layers.MaxPooling2D(2, name=f"pool{index // 2}"))
+    layers.append(keras.layers.Flatten(name="flatten"))
+    for i, units in enumerate(dense_units, start=1):
+        layers.append(keras.layers.Dense(units, activation="relu", kernel_initializer=kernel_init(), name=f"fc{i}"))
+    layers.append(keras.layers.Dense(num_classes, kernel_initializer=kernel_init(), name="output"))
+    return keras.Sequential(layers, name=f"{name}_model")
+
+
+def fc(input_shape=(28, 28, 1), num_classes=10, seed=0):
+    """LeNet-300-100 (``paper_model``)."""
+    return paper_model("fc", input_shape, num_classes, seed)
+
+
+def conv2(input_shape=(28, 28, 1), num_classes=10, seed=0):
+    """conv64-conv64-pool, 256-256-10 (``paper_model``)."""
+    return paper_model("conv2", input_shape, num_classes, seed)
+
+
+def conv4(input_shape=(28, 28, 1), num_classes=10, seed=0):
+    """conv64-conv64-pool, conv128-conv128-pool, 256-256-10 (``paper_model``)."""
+    return paper_model("conv4", input_shape, num_classes, seed)
+
+
+def conv6(input_shape=(28, 28, 1), num_classes=10, seed=0):
+    """conv4 plus conv256-conv256-pool, 256-256-10 (``paper_model``)."""
+    return paper_model("conv6", input_shape, num_classes, seed)

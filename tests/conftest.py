@@ -5,6 +5,13 @@ from pathlib import Path
 
 import pytest
 
+# Tests of backend-free code run once (scripts/test.sh sets KERAS_BACKEND for each pass): quick ones in the
+# JAX pass; slow orchestration ones (processes, files, locks, reports, whose backend only trains the
+# networks they need) in the PyTorch pass, the quickest to train on the CPU.
+on_jax = pytest.mark.skipif(os.environ.get("KERAS_BACKEND") != "jax", reason="backend-free: run once, on JAX")
+once = pytest.mark.skipif(os.environ.get("KERAS_BACKEND") != "torch",
+                          reason="backend-free orchestration: run once, in the torch pass")
+
 
 def shared_data_dir():
     """The folder of real datasets, or None."""

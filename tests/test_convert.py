@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from supermask import convert, lottery, paths, store, train, train_supermask
+from supermask.lottery import __main__ as lottery_cli
 from supermask import masks as M
 from supermask.data import from_arrays
 from supermask.errors import ConfigError
@@ -89,6 +90,7 @@ def _subclassed():
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make, shape", [(residual_model, (4, 8, 8, 1)), (_subclassed, (4, 5))])
 def test_masked_copy_computes_exactly_what_the_original_computes(make, shape):
     model = make()
@@ -208,6 +210,7 @@ def _tiny_data(mnist, n=600):
     return crop(mnist.x_train, mnist.y_train, n), crop(mnist.x_val, mnist.y_val, 200), crop(mnist.x_test, mnist.y_test, 200)
 
 
+@pytest.mark.slow
 def test_global_imp_on_a_functional_model_with_batchnorm(tmp_path, mnist):
     """Two levels of global IMP: exact closed-form counts over all layers but the ignored head,
     every weight (BatchNormalization's too) reset to init, the control trained beside it."""
@@ -249,6 +252,7 @@ def test_global_imp_on_a_functional_model_with_batchnorm(tmp_path, mnist):
     assert [r["level"] for r in rows[0]] == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_layerwise_rates_by_kind_overrides_and_own_arrays(tmp_path, mnist):
     data = _tiny_data(mnist)
     lottery.run(model=residual_model, data=data, levels=1, iterations=10, eval_every=10, control=False,
@@ -271,6 +275,7 @@ def test_layerwise_rates_by_kind_overrides_and_own_arrays(tmp_path, mnist):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_train_and_supermask_trainer_take_a_builder_and_arrays(tmp_path, mnist):
     data = _tiny_data(mnist)
     metrics = train.run(model=residual_model, data=data, iterations=20, eval_every=10, out=tmp_path / "dense",
@@ -284,6 +289,7 @@ def test_train_and_supermask_trainer_take_a_builder_and_arrays(tmp_path, mnist):
     assert all(isinstance(layer, SupermaskLayer) for layer in convert.prunable_layers(model).values())
 
 
+@pytest.mark.slow
 def test_cli_takes_a_builder_as_package_module_function(tmp_path, mnist, monkeypatch, capsys):
     (tmp_path / "my_models.py").write_text(
         "import keras\n\n"
@@ -295,7 +301,7 @@ def test_cli_takes_a_builder_as_package_module_function(tmp_path, mnist, monkeyp
     from supermask.cli import run_main
 
     root = tmp_path / "runs"
-    run_main(lottery.main, ["--model", "my_models:tiny", "--levels", "1", "--iterations", "20", "--eval-every", "10",
+    run_main(lottery_cli.main, ["--model", "my_models:tiny", "--levels", "1", "--iterations", "20", "--eval-every", "10",
                             "--validation-size", "1000", "--pruning", "global", "--prune-ignore", "out",
                             "--root", str(root), "--data-dir", str(mnist_root()), "--quiet"])
     experiment = next(p for p in root.iterdir() if p.is_dir())
@@ -306,7 +312,7 @@ def test_cli_takes_a_builder_as_package_module_function(tmp_path, mnist, monkeyp
                           (["--model", "my_models:missing"], "has no 'missing'"),
                           (["--model", "my_models:tiny", "--layer-rates", "out=2"], "number in [0, 1)")):
         with pytest.raises(SystemExit) as exc:
-            run_main(lottery.main, argv + ["--root", str(tmp_path / "bad"), "--data-dir", str(mnist_root()),
+            run_main(lottery_cli.main, argv + ["--root", str(tmp_path / "bad"), "--data-dir", str(mnist_root()),
                                            "--iterations", "5", "--quiet"])
         assert exc.value.code == 2
         err = capsys.readouterr().err
@@ -324,6 +330,7 @@ def readme_example(section="## Bring your own model"):
     return re.search(r"```python\n(.*?)```", text.split(section, 1)[1], re.S).group(1)
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs_as_written(tmp_path, mnist, monkeypatch):
     code = readme_example()
     assert len(code.strip().splitlines()) <= 15

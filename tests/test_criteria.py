@@ -191,6 +191,7 @@ def test_layer_mismatch_is_config_error():
         )
 
 
+@pytest.mark.slow
 def test_diff_sign_masks_at_init_are_far_below_same_sign_on_real_mnist(small_mnist):
     """Zhou et al.'s finding: at init, masks keeping sign-flipped weights are near chance while
     same-sign masks classify well. Weights from a briefly trained fc; each layer keeps half its
@@ -198,7 +199,7 @@ def test_diff_sign_masks_at_init_are_far_below_same_sign_on_real_mnist(small_mni
     import keras
 
     from supermask import masks as M
-    from supermask.models import build_model
+    from supermask.models import build as build_model
     from supermask.pruning import keep_count
     from supermask.train import compile_model, make_optimizer, train_model
 

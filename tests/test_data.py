@@ -1,4 +1,4 @@
-"""Tests of supermask.data: real MNIST / Fashion-MNIST, bad files, CIFAR-10, downloads.
+"""Tests of supermask.data: the catalogue, real MNIST / Fashion-MNIST, bad files, CIFAR-10, downloads.
 
 The real-data tests read ``$SUPERMASK_DATA`` (a parent folder with ``mnist/`` and
 ``fashion-mnist/``) and are skipped without it. Everything else runs on small files the
@@ -6,6 +6,7 @@ tests write themselves; downloads go through the real ``keras.utils.get_file`` w
 ``file://`` URLs, so no network is used.
 """
 
+import ast
 import builtins
 import gzip
 import hashlib
@@ -25,6 +26,7 @@ import numpy as np
 import pytest
 
 from supermask import data
+from supermask.data import catalog, checksums, formats, sources
 from supermask.errors import ConfigError, DataError
 
 # Published figures: decompressed MD5s and sanity statistics (shared data README).
@@ -134,6 +136,89 @@ def assert_data_error(excinfo, path, *fragments):
         assert fragment in message, message
 
 
+# --- the catalogue ---------------------------------------------------------------------
+
+def test_catalogue_lists_each_dataset_once_everywhere():
+    assert data.DATASETS == ("mnist", "fashion_mnist", "cifar10")
+    for table in (data.INPUT_SHAPES, data.NUM_CLASSES, data.TRAIN_EXAMPLES):
+        assert tuple(table) == data.DATASETS
+    assert data.INPUT_SHAPES == {"mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
+    assert data.NUM_CLASSES == {"mnist": 10, "fashion_mnist": 10, "cifar10": 10}
+    assert data.TRAIN_EXAMPLES == {"mnist": 60000, "fashion_mnist": 60000, "cifar10": 50000}
+    assert data.VALIDATION_SIZE == 5000
+
+
+def test_train_sizes_agree_with_the_pinned_files():
+    # train-images: 16-byte header + 60000 images of 28 * 28 = 784 bytes; labels: 8 + 60000.
+    assert (data.IDX_SIZES["train-images-idx3-ubyte"] - 16) // 784 == 60000 == data.TRAIN_EXAMPLES["mnist"]
+    assert data.IDX_SIZES["train-labels-idx1-ubyte"] - 8 == 60000
+    assert len(data.CIFAR_FILES[:5]) * 10000 == 50000 == data.TRAIN_EXAMPLES["cifar10"]  # 5 batches of 10000
+
+
+@pytest.mark.parametrize("name, validation_size, expected", [
+    ("mnist", 5000, 55000),
+    ("mnist", 0, 60000),
+    ("fashion_mnist", 5000, 55000),
+    ("Fashion-MNIST", 10000, 50000),
+    ("cifar10", 5000, 45000),
+    (" CIFAR10 ", 49999, 1),
+    ("mnist", np.int64(59999), 1),
+])
+def test_train_examples(name, validation_size, expected):
+    assert data.train_examples(name, validation_size) == expected
+    assert type(data.train_examples(name, validation_size)) is int
+
+
+def test_train_examples_default_holds_out_5000():
+    assert data.train_examples("mnist") == 55000 and data.train_examples("cifar10") == 45000
+
+
+def test_train_examples_matches_a_real_load(mnist):
+    assert data.train_examples("mnist", data.VALIDATION_SIZE) == len(mnist.x_train)
+
+
+@pytest.mark.parametrize("name, validation_size, fragments", [
+    ("mnist", 60000, ("validation_size=60000", "smaller than the 60000 training images of mnist")),
+    ("fashion-mnist", 70000, ("smaller than the 60000 training images of fashion_mnist",)),
+    ("cifar10", 50000, ("validation_size=50000", "smaller than the 50000 training images of cifar10")),
+    ("mnist", -1, ("validation_size must be an integer >= 0, got -1",)),
+    ("mnist", 2.5, ("integer >= 0, got 2.5",)),
+    ("mnist", True, ("integer >= 0, got True",)),
+    ("mnist", "5000", ("integer >= 0, got '5000'",)),
+    ("mnist", None, ("integer >= 0, got None",)),
+    ("imagenet", 5000, ("unknown dataset 'imagenet'", "mnist, fashion_mnist, cifar10")),
+    (None, 5000, ("unknown dataset None",)),
+    ("arrays:0123456789ab", 5000, ("'arrays:0123456789ab'", "Python API", "not in the catalogue")),
+])
+def test_train_examples_errors_are_one_line(name, validation_size, fragments):
+    with pytest.raises(ConfigError) as excinfo:
+        data.train_examples(name, validation_size)
+    message = str(excinfo.value)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message, message
+
+
+def test_canonical_name_and_in_memory():
+    assert data.canonical_name("Fashion-MNIST") == "fashion_mnist"
+    assert data.canonical_name(" mnist ") == "mnist"
+    assert data.canonical_name("CIFAR10") == "cifar10"
+    for bad in ("cifar-100", "", 10):
+        with pytest.raises(ConfigError, match="unknown dataset"):
+            data.canonical_name(bad)
+    assert data.is_in_memory("arrays:0123456789ab") and not data.is_in_memory("mnist")
+    assert not data.is_in_memory(None)
+    ds = data.from_arrays((np.zeros((4, 2)), np.arange(4) % 2), (np.ones((2, 2)), [0, 1]), validation_size=1)
+    assert data.is_in_memory(ds.name)
+
+
+def test_catalogue_imports_only_the_standard_library_and_errors():
+    tree = ast.parse(pathlib.Path(catalog.__file__).read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert imported == {"__future__", "operator", "supermask.errors"}
+
+
 # --- real MNIST / Fashion-MNIST --------------------------------------------------------
 
 def test_mnist_split_shapes_and_scaling(mnist):
@@ -213,7 +298,7 @@ def test_explicit_empty_data_dir_does_not_fall_through(tmp_path, monkeypatch):
     def no_download(**kwargs):
         raise AssertionError("must not download")
 
-    monkeypatch.setattr(data, "_get_file", no_download)
+    monkeypatch.setattr(sources, "_get_file", no_download)
     with pytest.raises(DataError) as excinfo:
         data.load_dataset("mnist", data_dir=tmp_path)
     assert_data_error(excinfo, tmp_path, "train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
@@ -428,7 +513,7 @@ def test_download_cifar_archive(tmp_path, monkeypatch):
         data.load_dataset("cifar10", cache_dir=cache, validation_size=4)
     assert "hash" in str(excinfo.value) and not (cache / "cifar10_archive").exists()
     sha = hashlib.sha256(archive.read_bytes()).hexdigest()
-    monkeypatch.setattr(data, "CIFAR_ARCHIVE_SHA256", sha)
+    monkeypatch.setattr(sources, "CIFAR_ARCHIVE_SHA256", sha)
     ds = data.load_dataset("cifar10", cache_dir=cache, validation_size=4)
     np.testing.assert_array_equal(ds.y_test, written["test_batch"][1])
     assert data.resolve_source("cifar10", cache_dir=cache, download=False) == (
@@ -527,10 +612,10 @@ def test_cifar_allowlist_is_what_numpy_pickles_need():
         for array in arrays:
             blob = pickle.dumps({b"data": array, b"labels": [1, 2]}, protocol=protocol)
             _RecordingUnpickler(io.BytesIO(blob), seen).load()
-            loaded = data._BatchUnpickler(io.BytesIO(blob), "probe").load()[b"data"]
+            loaded = formats._BatchUnpickler(io.BytesIO(blob), "probe").load()[b"data"]
             np.testing.assert_array_equal(loaded, array)
             assert loaded.dtype == array.dtype
-    allowed = data._BatchUnpickler.ALLOWED
+    allowed = formats._BatchUnpickler.ALLOWED
     assert seen <= allowed  # complete under the installed numpy
     # Minimal: every allowed global is one numpy uses, under numpy.core or numpy._core.
     spelled = {(m.replace("numpy._core.", "numpy.core."), n) for m, n in seen}
@@ -632,8 +717,8 @@ def test_bomb_named_like_real_file_is_refused_before_checksum(tmp_path, monkeypa
     labels = write_bomb(tmp_path / "train-labels-idx1-ubyte.gz",
                         header=bytes([0, 0, 0x08, 1]) + np.array([60000], ">u4").tobytes())
     hashed = []
-    real_sha256 = data.hashlib.sha256
-    monkeypatch.setattr(data.hashlib, "sha256", lambda b: hashed.append(len(b)) or real_sha256(b))
+    real_sha256 = hashlib.sha256
+    monkeypatch.setattr(hashlib, "sha256", lambda b: hashed.append(len(b)) or real_sha256(b))
     tracemalloc.start()
     try:
         with pytest.raises(DataError) as excinfo:
@@ -673,7 +758,7 @@ def test_streamed_read_matches_full_decompression(mnist_dir):
     array = data.read_idx(path)
     assert array.shape == (10000, 28, 28) and not array.flags.writeable
     assert array.tobytes() == full[16:]
-    assert bytes(data._verified_bytes(path, "mnist", "t10k-images-idx3-ubyte")) == full
+    assert bytes(checksums._verified_bytes(path, "mnist", "t10k-images-idx3-ubyte")) == full
 
 
 # --- permissions -----------------------------------------------------------------------
@@ -682,13 +767,13 @@ PERMISSION = ("permission denied", "chmod", GUIDANCE)
 
 
 def deny_open(monkeypatch, denied):
-    """Make supermask.data's ``open`` raise PermissionError for the path ``denied``."""
+    """Make the file readers' ``open`` (supermask.data.formats) raise PermissionError for ``denied``."""
     def fake_open(file, *args, **kwargs):
         if pathlib.Path(file) == denied:
             raise PermissionError(13, "Permission denied", str(file))
         return builtins.open(file, *args, **kwargs)
 
-    monkeypatch.setattr(data, "open", fake_open, raising=False)
+    monkeypatch.setattr(formats, "open", fake_open, raising=False)
 
 
 def deny_listing(monkeypatch, denied):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from supermask import early_stop, paths, results, store
-from supermask.config import LotteryConfig, SupermaskConfig, TrainConfig, config_hash
+from supermask.settings import TrainConfig
 from supermask.errors import ConfigError
 
 
@@ -61,15 +61,6 @@ def test_bad_histories_and_criteria_are_refused():
         TrainConfig(early_stop="loss")
 
 
-def test_the_criterion_is_part_of_the_config_and_the_default_keeps_old_hashes():
-    plain = LotteryConfig(iterations=2500).resolve(55_000)
-    assert plain.early_stop == "val_loss" and plain.experiment_hash() == "bb9af0338be8"
-    other = LotteryConfig(iterations=2500, early_stop="val_accuracy").resolve(55_000)
-    assert other.experiment_hash() != plain.experiment_hash()
-    assert config_hash(SupermaskConfig(epochs=1, early_stop="val_accuracy").resolve(55_000)) != \
-        config_hash(SupermaskConfig(epochs=1).resolve(55_000))
-
-
 def _old_experiment(root, criterion=None):
     """A finished two-level experiment written as before the criterion existed: summaries by best
     validation accuracy (1900), histories whose validation loss is lowest at 1700."""
@@ -118,6 +109,7 @@ def test_a_level_with_a_damaged_history_is_one_clear_error(tmp_path, damage, say
     assert str(path) in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(keras.backend.backend() != "jax", reason="backend-free summary: run once, on JAX")
 def test_a_lottery_records_both_criteria_and_prints_the_paper_one(tmp_path, small_mnist, capsys):
     from supermask import lottery

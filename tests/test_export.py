@@ -14,7 +14,7 @@ pytest.importorskip("onnxruntime", reason="the ONNX export needs onnxruntime (se
 
 from supermask import check, paths, store
 from supermask import masks as M
-from supermask import train as train_cli
+from supermask.train import __main__ as train_cli
 from supermask.cli import run_main
 from supermask.errors import ConfigError
 from supermask.export import (ExportError, NonFiniteWeightsError, UnsupportedLayerError, densify,
@@ -24,7 +24,7 @@ from supermask.export.onnx_graph import same_pads
 from supermask.export.runs import load_model, resolve
 from supermask.export.sparse import choose_storage, ternary_scale
 from supermask.layers import MaskedConv2D, MaskedDense
-from supermask.models import build_model
+from supermask.models import build as build_model
 
 ATOL = 1e-4
 
@@ -113,6 +113,7 @@ def trained_fc(fc_run):
     return model, masks
 
 
+@pytest.mark.slow
 def test_masked_fc_matches_keras_on_real_mnist_with_metadata(trained_fc, mnist, tmp_path):
     model, masks = trained_fc
     report = export_model(model, tmp_path / "fc.onnx", metadata={"level": 3, "backend": keras.backend.backend()})
@@ -149,6 +150,7 @@ def test_forced_storage_gives_the_same_logits(trained_fc, mnist, tmp_path):
 
 
 # --- conv -----------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_conv2_matches_keras_on_real_mnist(mnist, tmp_path):
     keras.utils.set_random_seed(1)
     model = build_model("conv2", mnist.input_shape, seed=1)

@@ -10,7 +10,8 @@ import pytest
 
 from supermask import identity, init_sweep, lottery, paths, results, store, train
 from supermask.errors import ConfigError
-from supermask.models import build, build_model, model_label
+from supermask.models import build, model_label
+from supermask.models import build as build_model
 
 SHAPE = {"width": 32, "activation": "relu"}
 # Folder naming and resume checks are backend-free: those tests train on one backend (JAX); what
@@ -51,6 +52,7 @@ def test_the_fingerprint_sees_the_architecture_not_the_values_or_the_seed():
         identity.model_fingerprint(build("fc", (28, 28, 1), 10, seed=3))
 
 
+@pytest.mark.slow
 @on_jax
 def test_a_changed_builder_starts_a_new_experiment_and_never_joins_the_old_one(tmp_path):
     data = tiny_arrays()
@@ -69,6 +71,7 @@ def test_a_changed_builder_starts_a_new_experiment_and_never_joins_the_old_one(t
     assert len({json.loads(paths.hparams(f).read_text())["model_fingerprint"] for f in folders}) == 3
 
 
+@pytest.mark.slow
 @on_jax
 def test_resuming_a_built_in_with_another_architecture_or_other_data_is_refused(tmp_path, small_mnist):
     from supermask.data import Dataset
@@ -167,6 +170,7 @@ def test_a_subclassed_call_without_training_trains_on_every_backend():
     assert np.isfinite(metrics["history"][-1]["val_loss"])
 
 
+@pytest.mark.slow
 def test_a_model_instance_is_its_own_initialisation_and_is_never_modified(tmp_path):
     keras.utils.set_random_seed(5)
     inputs = keras.Input((6, 6, 1))

@@ -16,13 +16,18 @@ import numpy as np
 import pytest
 
 from supermask import init_sweep as S
+from supermask.init_sweep import __main__ as cli
 from supermask import masks as M
 from supermask import paths, store
-from supermask.cli import run_main
-from supermask.config import TrainConfig, to_dict
+from supermask.actions import MASK1_ACTIONS
+from supermask.cli import config_from_args, run_main
 from supermask.criteria import CRITERIA, compute_scores
+from supermask.engine import EVAL_BATCH_SIZE
 from supermask.errors import ConfigError, SupermaskError
-from supermask.models import build_model
+from supermask.models import build as build_model
+from supermask.settings import TrainConfig, config_hash, to_dict
+from supermask.settings.init_sweep import InitSweepConfig, bases_list, criteria_names, mask1_names, powers_list
+from tests.conftest import shared_data_dir
 from supermask.pruning import default_rates, keep_count, ones_like, prune, prune_level
 
 LAYERS = ["fc1", "fc2", "output"]
@@ -41,14 +46,59 @@ GRID = dict(
 # --- pure functions (no data) ------------------------------------------------------
 
 
-def test_powers_parse_ranges_lists_and_reject_garbage():
-    assert S.parse_powers("0:25") == tuple(range(25)) == S.DEFAULT_POWERS
-    assert S.parse_powers("0,5,10") == (0, 5, 10)
-    assert S.parse_powers("0:6:2,9,4") == (0, 2, 4, 9)
-    assert S.parse_powers([3, 3, 1]) == (3, 1)
-    for bad in ("", "a", "1:2:3:4", "-1", "5:5"):
-        with pytest.raises(ConfigError):
-            S.parse_powers(bad)
+def test_spellings_parse_and_garbage_is_refused():
+    assert powers_list("0:25") == tuple(range(25)) == S.DEFAULT_POWERS
+    assert powers_list("0,5,10") == (0, 5, 10) and powers_list("0:6:2,9,4") == (0, 2, 4, 9)
+    assert powers_list([3, 3, 1]) == (3, 1)
+    for bad in ("", "a", "1:2:3:4", "-1", "5:5", "0:4:0", [1.5], [True]):
+        with pytest.raises(ConfigError, match="powers must be"):
+            powers_list(bad)
+    with pytest.raises(ConfigError, match="Unknown criterion 'biggest'.*large_final_same_sign"):
+        criteria_names("large_final,biggest")
+    with pytest.raises(ConfigError, match="Unknown Mask-1 action 'flip'.*signed_constant"):
+        mask1_names("none,flip")
+    assert criteria_names("all") == criteria_names(["all"]) == "all"
+    assert mask1_names("none,signed_constant,none") == "none,signed_constant"
+    assert InitSweepConfig(mask1="all").mask1_names() == tuple(MASK1_ACTIONS)
+
+
+def test_settings_store_one_canonical_form_and_hash_it():
+    """Spellings of one sweep are one InitSweepConfig, one hash; the defaults hash as the empty settings."""
+    a = InitSweepConfig(criteria="large_final, random,large_final", mask1=["none"], prune_base="0.8,0.9",
+                        powers="0:3", layer_cutoffs="4,6", seed=0)
+    b = InitSweepConfig(criteria=["large_final", "random"], prune_base=(0.8, 0.9), powers=[0, 1, 2],
+                        layer_cutoffs=[[4, 6]])
+    assert a == b and config_hash(a) == config_hash(b)
+    assert (a.criteria, a.mask1, a.prune_base, a.powers, a.layer_cutoffs) == (
+        "large_final,random", "none", (0.8, 0.9), (0, 1, 2), ((4, 6),))
+    assert InitSweepConfig(layer_cutoffs=["4,6", "6", "4,6"]).layer_cutoffs == ((4, 6), (6,))
+    assert config_hash(InitSweepConfig()) == config_hash(InitSweepConfig(criteria="all", mask1="none", split="test"))
+    assert config_hash(InitSweepConfig(seed=1)) != config_hash(InitSweepConfig())
+    default = InitSweepConfig()
+    assert default.criterion_names() == tuple(CRITERIA) and default.mask1_names() == ("none",)
+    assert default.power_list() == S.DEFAULT_POWERS and default.batch_size is None
+    for bad, message in [(dict(max_examples=0), r"max_examples must be an integer > 0. Received: max_examples=0"),
+                         (dict(batch_size=2.5), "batch_size must be an integer > 0"),
+                         (dict(split="dev"), "split must be one of test, val, train. Received: split='dev'"),
+                         (dict(seed=-1), r"seed must be an integer in \[0, 4294967295\]"),
+                         (dict(layer_cutoffs="4,x"), "layer_cutoffs must be settings of integers"),
+                         (dict(layer_cutoffs=[]), "at least one setting"),
+                         (dict(criteria=""), "criteria must name at least one of large_final")]:
+        with pytest.raises(ConfigError, match=message):
+            InitSweepConfig(**bad)
+
+
+def test_flags_are_generated_from_the_settings():
+    args = cli.build_parser().parse_args(["run", "--criteria", "random,large_final", "--mask1", "all", "--powers",
+                                        "0:2", "--layer-cutoffs", "4,6", "6", "--prune-base", "0.8,0.9",
+                                        "--max-examples", "7", "--seed", "3"])
+    assert config_from_args(InitSweepConfig, args) == InitSweepConfig(
+        criteria="random,large_final", mask1="all", powers=(0, 1), layer_cutoffs=((4, 6), (6,)), prune_base=(0.8, 0.9),
+        max_examples=7, seed=3)
+    defaults = config_from_args(InitSweepConfig, cli.build_parser().parse_args(["run"]))
+    assert defaults == InitSweepConfig() and args.run_dir == "run"
+    text = " ".join(cli.build_parser().format_help().split())
+    assert "one of: test, val, train" in text and f"EVAL_BATCH_SIZE, {EVAL_BATCH_SIZE})" in text
 
 
 @pytest.mark.parametrize("model, bases, cutoffs", [
@@ -86,9 +136,9 @@ def test_layer_cutoffs_group_layers_and_bad_settings_are_clear_errors():
         S.resolve_schedule("fc", LAYERS, "0.8", "2,4,6")
     with pytest.raises(ConfigError, match="3 prune bases"):
         S.resolve_schedule("fc", LAYERS, "0.8,0.9,0.7", None)
-    for bad in ("0", "1.5", "x"):
-        with pytest.raises(ConfigError):
-            S.parse_bases(bad)
+    for bad in ("0", "1.5", "x", ""):
+        with pytest.raises(ConfigError, match=r"prune_base must be numbers in \(0, 1\]"):
+            bases_list(bad)
 
 
 def test_rankings_give_the_same_masks_as_prune():
@@ -105,16 +155,6 @@ def test_rankings_give_the_same_masks_as_prune():
             assert got[layer].sum() == keep[layer]
 
 
-def test_unknown_names_list_the_valid_ones():
-    with pytest.raises(ConfigError, match="Unknown criterion 'biggest'.*large_final_same_sign"):
-        S.parse_names("large_final,biggest", CRITERIA, S.criteria.get_criterion)
-    with pytest.raises(ConfigError, match="Unknown Mask-1 action 'flip'.*signed_constant"):
-        S.parse_names("none,flip", S.actions.MASK1_ACTIONS, S.actions.get_mask1)
-    assert S.parse_names("all", CRITERIA, S.criteria.get_criterion) == list(CRITERIA)
-    assert S.parse_names("none,signed_constant,none", S.actions.MASK1_ACTIONS,
-                         S.actions.get_mask1) == ["none", "signed_constant"]
-
-
 def test_output_paths(tmp_path):
     assert S.output_paths(None, tmp_path) == (tmp_path / "init_sweep.csv", tmp_path / "init_sweep.json")
     for out in ("r/sweep", "r/sweep.csv", "r/sweep.json"):
@@ -124,7 +164,7 @@ def test_output_paths(tmp_path):
 
 def test_help_documents_every_flag(capsys):
     with pytest.raises(SystemExit) as exc:
-        S.main(["--help"])
+        cli.main(["--help"])
     assert exc.value.code == 0
     text = capsys.readouterr().out
     for flag in ["RUN_DIR", "--criteria", "--mask1", "--prune-base", "--powers", "--layer-cutoffs",
@@ -151,7 +191,7 @@ def test_missing_run_folder_and_files_are_clear_errors(tmp_path, capsys):
         S.load_run(tmp_path)
     # Through the CLI: one line, exit status 2, no traceback.
     with pytest.raises(SystemExit) as exit_info:
-        run_main(S.main, [str(tmp_path / "nope"), "--quiet"])
+        run_main(cli.main, [str(tmp_path / "nope"), "--quiet"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: Run folder") and err.count("\n") == 1
@@ -163,14 +203,14 @@ def test_unknown_names_fail_before_any_work(tmp_path, capsys):
         S.sweep(tmp_path, criteria_names="large_final,huge", out=False, verbose=0)
     with pytest.raises(ConfigError, match="Valid Mask-1 actions: none, random_reinit"):
         S.sweep(tmp_path, mask1="signed", out=False, verbose=0)
-    with pytest.raises(ConfigError, match="Valid splits"):
+    with pytest.raises(ConfigError, match="split must be one of test, val, train"):
         S.sweep(tmp_path, split="dev", out=False, verbose=0)
-    with pytest.raises(ConfigError, match="max_examples must be a positive integer"):
+    with pytest.raises(ConfigError, match="max_examples must be an integer > 0"):
         S.sweep(tmp_path, max_examples=0, out=False, verbose=0)
     with pytest.raises(ConfigError, match=r"seed must be an integer in \[0, 4294967295\]"):
         S.sweep(tmp_path, seed=-1, out=False, verbose=0)
     with pytest.raises(SystemExit) as exc:
-        run_main(S.main, [str(tmp_path), "--criteria", "huge"])
+        run_main(cli.main, [str(tmp_path), "--criteria", "huge"])
     assert exc.value.code == 2 and "Unknown criterion 'huge'" in capsys.readouterr().err
 
 
@@ -285,6 +325,12 @@ def test_power_zero_with_none_is_the_unpruned_init_network(swept, run_dir, mnist
     assert final_acc > acc + 0.3
 
 
+def test_the_evaluation_batch_changes_no_number(run_dir, mnist):
+    model = S.build_eval_model("fc", (28, 28, 1), 10, store.load_arrays(paths.weights_final(run_dir)))
+    x, y = mnist.x_test[:N], mnist.y_test[:N]
+    assert S.evaluate(model, x, y, 100) == S.evaluate(model, x, y, N) == S.evaluate(model, x, y)  # EVAL_BATCH_SIZE
+
+
 def test_one_point_recomputed_independently(swept, run_dir, mnist):
     """large_final_same_sign, signed_constant, power 3, reference cutoffs: masks from the
     pruning module's iterative schedule (the sweep's seeded tie-break of the excluded
@@ -344,9 +390,7 @@ def test_csv_and_json_written_atomically(swept):
 
 
 def test_cli_default_output_progress_and_best_points(run_dir, capsys, tmp_path):
-    from tests.conftest import shared_data_dir
-
-    rows = run_main(S.main, [str(run_dir), "--criteria", "large_final,small_final", "--powers", "0:2",
+    rows = run_main(cli.main, [str(run_dir), "--criteria", "large_final,small_final", "--powers", "0:2",
                              "--split", "val", "--max-examples", "300",
                              "--data-dir", str(shared_data_dir() / "mnist")])
     out = capsys.readouterr().out

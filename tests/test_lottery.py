@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from supermask import recipes
 from supermask import lottery, paths, store
-from supermask import masks as M
-from supermask.config import LotteryConfig
+from supermask.settings import LotteryConfig
 from supermask.errors import ConfigError
 from supermask.pruning import keep_count
+from tests.conftest import once
 
 REPO = Path(__file__).resolve().parents[1]
 FC_SIZES = {"fc1": 784 * 300, "fc2": 300 * 100, "output": 100 * 10}
@@ -27,6 +28,7 @@ def _level(trial_dir, level, control=False):
             (("init", paths.weights_init), ("final", paths.weights_final), ("masks", paths.masks))}
 
 
+@pytest.mark.slow
 def test_levels_prune_exactly_reset_to_init_and_train_controls(tmp_path, small_mnist):
     config = LotteryConfig(iterations=30, eval_every=15, levels=2)
     rows = lottery.run_trial(config, small_mnist, tmp_path / "trial_0", verbose=0)
@@ -55,6 +57,7 @@ def test_levels_prune_exactly_reset_to_init_and_train_controls(tmp_path, small_m
     assert paths.summary(trial).read_text().startswith("level,percent_remaining,best_val_accuracy")
 
 
+@pytest.mark.slow
 def test_late_rewinding_and_freeze_init(tmp_path, small_mnist):
     config = LotteryConfig(iterations=30, eval_every=10, levels=1, rewind_iteration=10,
                            mask0="freeze_init", control=False)
@@ -83,7 +86,7 @@ def test_bad_configs_and_existing_experiments(tmp_path, small_mnist):
     assert LotteryConfig(seed=3).experiment_hash() == LotteryConfig().experiment_hash()
     assert LotteryConfig(levels=3).experiment_hash() == LotteryConfig().experiment_hash()
     assert LotteryConfig(criterion="movement").experiment_hash() != LotteryConfig().experiment_hash()
-    assert LotteryConfig(model="conv6", rate_conv=0.3).rates(["conv1", "fc1", "output"]) == {
+    assert recipes.layer_rates(LotteryConfig(model="conv6", rate_conv=0.3), ["conv1", "fc1", "output"]) == {
         "conv1": 0.3, "fc1": 0.2, "output": 0.1}
 
 
@@ -118,6 +121,8 @@ def _finished_levels(root):
     return out
 
 
+@pytest.mark.slow
+@once
 @pytest.mark.timeout(900)
 def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path, mnist):
     reference = _start(tmp_path / "a")

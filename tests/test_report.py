@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from supermask import lottery, paths, report, results
-from supermask.config import LotteryConfig
+from supermask.settings import LotteryConfig
 from supermask.errors import ConfigError, SupermaskError
+from tests.conftest import once
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -22,6 +23,10 @@ def mnist_dir():
     from tests.conftest import shared_data_dir
 
     return str(shared_data_dir() / "mnist")
+
+
+# Reading back and drawing are backend-free: the whole module runs once, in the torch pass.
+pytestmark = once
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +49,7 @@ def own_values(experiment_dir, level, key, control=False):
     return values
 
 
+@pytest.mark.slow
 def test_experiment_summary_is_the_mean_and_std_of_the_trials(experiment):
     with open(paths.experiment_summary(experiment), newline="") as f:
         rows = list(csv.DictReader(f))
@@ -65,6 +71,7 @@ def test_experiment_summary_is_the_mean_and_std_of_the_trials(experiment):
         own_values(experiment, 2, "test_accuracy_at_early_stop")[1]
 
 
+@pytest.mark.slow
 def test_lottery_prints_the_mean_and_std_table(tmp_path, mnist, capsys):
     config = LotteryConfig(iterations=20, eval_every=10, levels=1, control=False)
     lottery.run(config, tmp_path, trials=2, data_dir=mnist_dir(), verbose=1)
@@ -106,11 +113,12 @@ def test_report_of_an_init_sweep_csv(tmp_path):
                     f"{100 * best['accuracy']:.2f} |"
 
 
+@pytest.mark.slow
 def test_report_of_a_supermask_run(tmp_path, mnist):
-    from supermask import train_supermask
+    from supermask.train_supermask import __main__ as supermask_cli
 
     run = tmp_path / "sm"
-    train_supermask.main(["--iterations", "20", "--eval-every", "10", "--eval-samples", "2", "--validation-size",
+    supermask_cli.main(["--iterations", "20", "--eval-every", "10", "--eval-samples", "2", "--validation-size",
                           "1000", "--data-dir", mnist_dir(), "--quiet", "--out", str(run)])
     out, files = report.report(run)
     assert out == run / "report" and files == ["accuracy_over_training.png", "mask_density.png", "report.md"]

@@ -65,6 +65,7 @@ def only_experiment(work, name):
     return folder
 
 
+@pytest.mark.slow
 @on_jax
 def test_imp_rows_equal_the_runs_own_numbers(done):
     work, _, text = done
@@ -129,6 +130,7 @@ def test_every_figure_linked_exists(done):
         assert (out / link).read_bytes().startswith(PNG), link
 
 
+@pytest.mark.slow
 @on_jax
 def test_rerun_trains_nothing_and_report_only_reads_back(done, capsys):
     work, out, text = done
@@ -178,6 +180,7 @@ def test_command_line_error_is_one_line(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @on_torch
 def test_conv_rows_run_on_cifar_when_present(tmp_path, monkeypatch):
     from tests.test_data import write_tiny_cifar
@@ -220,6 +223,7 @@ def test_a_second_reproduction_in_the_same_work_folder_refuses(tmp_path):
     assert not (tmp_path / "work" / "lottery").exists() and not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @on_jax
 def test_the_lth_budget_runs_the_imp_section_alone_read_at_the_minimum_validation_loss(tmp_path, mnist):
     budget = reproduce.Budget("tiny-lth", trials=2, iterations=60, levels=1, ablation_levels=0, eval_every=10,

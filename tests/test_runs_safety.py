@@ -11,20 +11,22 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from supermask import lottery, paths, store
-from supermask import train as train_cli
-from supermask import train_supermask as supermask_cli
+from supermask import recipes
+from supermask import lottery, paths, store, train_supermask
+from supermask import train as train_lib
+from supermask.train import __main__ as train_cli
+from supermask.train_supermask import __main__ as supermask_cli
+from supermask.lottery import __main__ as lottery_cli
 from supermask.cli import run_main
-from supermask.config import LotteryConfig, SupermaskConfig, TrainConfig, config_hash
+from supermask.settings import LotteryConfig, SupermaskConfig
 from supermask.errors import SupermaskError
-from tests.conftest import shared_data_dir
+from tests.conftest import once, shared_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,26 +66,7 @@ def cli_error(main, argv, capsys):
 # --- experiment identity --------------------------------------------------------------------------
 
 
-def test_resolved_configs_name_identical_runs_once():
-    a = TrainConfig(epochs=1).resolve(55_000)
-    b = TrainConfig(iterations=917, batch_size=60, learning_rate=1.2e-3).resolve(55_000)
-    assert a == b and config_hash(a) == config_hash(b)
-    assert (a.iterations, a.batch_size, a.learning_rate, a.epochs) == (917, 60, 1.2e-3, None)
-    assert a.resolve(55_000) == a  # resolving is idempotent
-    assert config_hash(TrainConfig(epochs=2).resolve(55_000)) != config_hash(a)
-    lot = LotteryConfig(model="conv6", rate_fc=0.2).resolve(45_000)
-    assert (lot.rate_conv, lot.rate_fc, lot.rate_output) == (0.15, 0.2, 0.1)
-    assert lot.experiment_hash() == LotteryConfig(model="conv6", iterations=30_000).resolve(45_000).experiment_hash()
-    sm = SupermaskConfig(learner="edge_popup", epochs=1).resolve(55_000)
-    assert (sm.batch_size, sm.learning_rate, sm.optimizer, sm.momentum, sm.weight_decay, sm.lr_schedule,
-            sm.k, sm.score_init, sm.eval_every, sm.iterations) == (128, 0.1, "sgd", 0.9, 1e-4, "cosine",
-                                                                   0.5, None, 430, 430)
-    assert sm == SupermaskConfig(learner="edge-popup", k=0.5, batch_size=128, iterations=430,
-                                 momentum=0.9, lr_schedule="cosine").resolve(55_000)
-    bern = SupermaskConfig(iterations=5).resolve(55_000)
-    assert (bern.score_init, bern.k, bern.learning_rate, bern.weight_decay) == (0.0, None, 100.0, 0.0)
-
-
+@pytest.mark.slow
 def test_spelled_out_defaults_reuse_the_folder_and_hparams_are_resolved(tmp_path, mnist, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     train_cli.main(["--epochs", "0.02", "--eval-every", "9", "--data-dir", mnist_dir(), "--quiet"])
@@ -97,6 +80,8 @@ def test_spelled_out_defaults_reuse_the_folder_and_hparams_are_resolved(tmp_path
     assert [p.name for p in (tmp_path / "runs" / "train").iterdir() if p.is_dir()] == [run.name]
 
 
+@pytest.mark.slow
+@once
 def test_lottery_spellings_share_an_experiment_and_resume_says_when_nothing_finished(tmp_path, mnist, capsys):
     root = tmp_path / "root"
     lottery.run(LotteryConfig(epochs=0.02, eval_every=9, levels=0, control=False), root,
@@ -133,8 +118,10 @@ def _hold_lock(path):
     return proc
 
 
+@pytest.mark.slow
+@once
 def test_a_second_process_cannot_touch_a_running_trial_and_kill_9_frees_it(tmp_path, small_mnist):
-    config = LotteryConfig(iterations=20, eval_every=10, levels=1, control=False).resolve(len(small_mnist.x_train))
+    config = recipes.resolve(LotteryConfig(iterations=20, eval_every=10, levels=1, control=False), len(small_mnist.x_train))
     trial = tmp_path / "trial_0"
     trial.mkdir()
     in_progress = trial / ".level_1.abc123.tmp"  # the first process's level being built
@@ -152,6 +139,8 @@ def test_a_second_process_cannot_touch_a_running_trial_and_kill_9_frees_it(tmp_p
     assert [r["level"] for r in rows] == [0, 1] and not in_progress.exists()
 
 
+@pytest.mark.slow
+@once
 @pytest.mark.timeout(600)
 def test_two_fresh_starts_at_the_same_moment_leave_one_intact_experiment(tmp_path, mnist):
     args = ["--iterations", "60", "--eval-every", "30", "--levels", "1", "--data-dir", mnist_dir(),
@@ -179,13 +168,15 @@ def test_two_fresh_starts_at_the_same_moment_leave_one_intact_experiment(tmp_pat
 # --- a run folder is written as one unit ----------------------------------------------------------
 
 
+@pytest.mark.slow
+@once
 def test_overwrite_replaces_the_whole_folder_and_a_kill_while_saving_keeps_the_old_one(tmp_path, mnist):
     out = tmp_path / "run"
     base = ["--iterations", "6", "--eval-every", "3", "--data-dir", mnist_dir(), "--out", out, "--quiet"]
     assert finish(python_m("supermask.train", *base))[0] == 0
     old = {p.name: p.read_bytes() for p in out.iterdir()}
     # A run killed (SIGKILL) in the middle of saving its folder leaves the old folder whole.
-    killer = ("import os, signal, sys\nfrom supermask import store, train\n"
+    killer = ("import os, signal, sys\nfrom supermask import store\nfrom supermask.train import __main__ as train\n"
               "real = store.save_model\n"
               "def save_then_die(path, model):\n    real(path, model)\n    os.kill(os.getpid(), signal.SIGKILL)\n"
               "store.save_model = save_then_die\n"
@@ -223,12 +214,12 @@ def test_bad_output_locations_fail_before_training(tmp_path, mnist, capsys, monk
     a_file = tmp_path / "file"
     a_file.write_text("x")
     trained = []
-    monkeypatch.setattr(train_cli, "train_model", lambda *a, **k: trained.append(1))
+    monkeypatch.setattr(train_lib, "train_model", lambda *a, **k: trained.append(1))
     for out, expected in [(a_file, f"Cannot use {a_file} as the output folder: it is a file"),
                           (a_file / "run", f"it lies under the file {a_file}")]:
         message = cli_error(train_cli.main, ["--iterations", "5", "--out", out, "--data-dir", mnist_dir()], capsys)
         assert expected in message
-    message = cli_error(lottery.main, ["--iterations", "5", "--root", a_file / "x", "--data-dir", mnist_dir()], capsys)
+    message = cli_error(lottery_cli.main, ["--iterations", "5", "--root", a_file / "x", "--data-dir", mnist_dir()], capsys)
     assert "lies under the file" in message
 
     def refuse(*args, **kwargs):
@@ -256,8 +247,10 @@ def test_export_destination_is_checked_before_loading_the_run(tmp_path, capsys):
 # --- damaged levels ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
+@once
 def test_a_damaged_level_names_the_folder_and_redo_level_recovers(tmp_path, small_mnist):
-    config = LotteryConfig(iterations=20, eval_every=10, levels=2).resolve(len(small_mnist.x_train))
+    config = recipes.resolve(LotteryConfig(iterations=20, eval_every=10, levels=2), len(small_mnist.x_train))
     trial = tmp_path / "trial_0"
     lottery.run_trial(config, small_mnist, trial, verbose=0)
     level1 = paths.level(trial, 1)
@@ -282,7 +275,7 @@ def test_a_damaged_level_names_the_folder_and_redo_level_recovers(tmp_path, smal
 # --- one clear line for bad input ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", [train_cli, lottery, supermask_cli])
+@pytest.mark.parametrize("module", [train_cli, lottery_cli, supermask_cli])
 @pytest.mark.parametrize("flags, expected", [
     (["--seed", "-1"], "seed must be an integer in [0, 4294967295]"),
     (["--seed", str(2**32)], "seed must be an integer in [0, 4294967295]"),
@@ -291,13 +284,15 @@ def test_a_damaged_level_names_the_folder_and_redo_level_recovers(tmp_path, smal
     (["--learning-rate", "inf"], "learning_rate must be a finite number > 0"),
 ])
 def test_bad_numbers_are_one_line(module, flags, expected, tmp_path, capsys):
-    out = ["--root", tmp_path / "r"] if module is lottery else ["--out", tmp_path / "r"]
+    out = ["--root", tmp_path / "r"] if module is lottery_cli else ["--out", tmp_path / "r"]
     assert expected in cli_error(module.main, [*flags, *out], capsys)
     assert not (tmp_path / "r").exists()
 
 
 def test_the_largest_seed_trains_on_this_backend(small_mnist):
-    from supermask.models import build_model, derive_seed, supermask_layers
+    from supermask.models import build as build_model
+    from supermask.models import supermask_layers
+    from supermask.seeds import derive_seed
     from supermask.train import compile_model, make_optimizer, train_model
 
     assert derive_seed(2_147_482, 647) == 2_147_482_647  # the historical seed * 1000 + index
@@ -309,12 +304,12 @@ def test_the_largest_seed_trains_on_this_backend(small_mnist):
     keras.utils.set_random_seed(2**32 - 1)
     result = train_model(model, small_mnist, iterations=4, batch_size=60, seed=2**32 - 1, eval_every=2, verbose=0)
     assert result.history[-1]["test_accuracy"] is not None
-    sm = supermask_cli.build(SupermaskConfig(seed=2**32 - 1), (28, 28, 1))
+    sm = train_supermask.build(recipes.resolve(SupermaskConfig(seed=2**32 - 1), 55_000), (28, 28, 1))
     assert all(0 < layer.seed < 2**31 for layer in supermask_layers(sm).values())
 
 
 def test_trial_seeds_past_the_range_are_refused(tmp_path, capsys):
-    message = cli_error(lottery.main, ["--seed", str(2**32 - 1), "--trials", "2", "--root", tmp_path], capsys)
+    message = cli_error(lottery_cli.main, ["--seed", str(2**32 - 1), "--trials", "2", "--root", tmp_path], capsys)
     assert "trial seeds 4294967295 .. 4294967296 must stay <= 4294967295" in message
 
 
@@ -338,6 +333,8 @@ def _in_small_fs(where, size, command, read_only=False):
     return proc, fs
 
 
+@pytest.mark.slow
+@once
 def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(tmp_path, mnist):
     base = ["--iterations", "4", "--eval-every", "2", "--data-dir", mnist_dir(), "--quiet"]
     # train: the 1 MB weight files do not fit in 256 KiB.
@@ -358,6 +355,8 @@ def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(tmp_path, mnist
     assert proc.stdout.strip() == ""
 
 
+@pytest.mark.slow
+@once
 def test_a_full_disk_during_export_and_read_only_folders_are_one_line(tmp_path, mnist):
     pytest.importorskip("onnx")
     run = tmp_path / "run"
@@ -388,7 +387,8 @@ def test_a_full_disk_during_export_and_read_only_folders_are_one_line(tmp_path, 
 
 
 def test_help_lists_every_valid_choice():
-    from supermask import check, init_sweep
+    from supermask import check
+    from supermask.init_sweep import __main__ as init_sweep_cli
     from supermask.actions import MASK0_ACTIONS, MASK1_ACTIONS
     from supermask.criteria import CRITERIA
     from supermask.data import DATASETS
@@ -397,33 +397,34 @@ def test_help_lists_every_valid_choice():
     def help_of(module):
         return " ".join(module.build_parser().format_help().split())
 
-    for module in (train_cli, lottery, supermask_cli):
+    for module in (train_cli, lottery_cli, supermask_cli):
         text = help_of(module)
         for name in (*MODELS, *DATASETS):
             assert name in text, (module.__name__, name)
         assert "see criteria" not in text
-    lot = help_of(lottery)
+    lot = help_of(lottery_cli)
     for name in (*CRITERIA, *MASK1_ACTIONS, *MASK0_ACTIONS):
         assert name in lot, name
     sm = help_of(supermask_cli)
     for name in ("bernoulli", "edge-popup", "init", "signed_constant", "deterministic", "sampled", "sgd", "adam",
                  "constant", "cosine"):
         assert name in sm, name
-    sweep = help_of(init_sweep)
+    sweep = help_of(init_sweep_cli)
     for name in (*CRITERIA, *MASK1_ACTIONS):
         assert name in sweep, name
     assert all(name in help_of(check) for name in DATASETS)
 
 
 def test_choices_accept_the_documented_spellings_and_reject_others(capsys):
-    args = lottery.build_parser().parse_args(["--dataset", "fashion-mnist", "--criterion", "movement"])
+    args = lottery_cli.build_parser().parse_args(["--dataset", "fashion-mnist", "--criterion", "movement"])
     assert (args.dataset, args.criterion) == ("fashion_mnist", "movement")
     assert supermask_cli.build_parser().parse_args(["--learner", "edge_popup"]).learner == "edge-popup"
     with pytest.raises(SystemExit) as exc:
-        lottery.build_parser().parse_args(["--criterion", "largest"])
+        lottery_cli.build_parser().parse_args(["--criterion", "largest"])
     assert exc.value.code == 2 and "invalid choice: 'largest'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_printed_accuracies_are_rounded_percentages(tmp_path, mnist, capsys):
     train_cli.main(["--iterations", "4", "--eval-every", "2", "--data-dir", mnist_dir(), "--out", str(tmp_path / "r")])
     done = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Done in")]

@@ -10,7 +10,8 @@ from supermask import masks as M
 from supermask.errors import ConfigError
 from supermask.layers import MaskedDense, SupermaskConv2D, SupermaskDense
 from supermask.layers.ste import keep_count, top_k_mask
-from supermask.models import build_model, prunable_layers, set_inference_mode, supermask_layers
+from supermask.models import build as build_model
+from supermask.models import prunable_layers, set_inference_mode, supermask_layers
 from tests.layer_harness import check_layer
 
 

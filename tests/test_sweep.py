@@ -18,8 +18,10 @@ import keras
 import numpy as np
 import pytest
 
-from supermask import paths, store, sweep
+from supermask import lottery, paths, store, sweep, train
+from supermask.sweep import __main__ as sweep_cli
 from supermask.errors import ConfigError
+from supermask.settings import LotteryConfig, TrainConfig
 
 on_jax = pytest.mark.skipif(keras.backend.backend() != "jax", reason="orchestration only: run once, on JAX")
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,9 +76,6 @@ def test_bad_specs_are_one_clear_error(tmp_path, text, message):
 
 
 def test_experiments_run_together_must_share_architecture_and_budget(tmp_path):
-    from supermask import lottery
-    from supermask.config import LotteryConfig
-
     with pytest.raises(ConfigError, match="differ in iterations"):
         lottery.run_many([LotteryConfig(iterations=10), LotteryConfig(iterations=20, criterion="random")], tmp_path)
     assert not any(tmp_path.iterdir())
@@ -119,6 +118,7 @@ def local_grid(tmp_path_factory, mnist):
     return spec, base / "root", code, said
 
 
+@pytest.mark.slow
 @on_jax
 def test_local_grid_runs_reports_failure_and_resumes(local_grid):
     spec, root, code, said = local_grid
@@ -157,6 +157,7 @@ def test_local_grid_runs_reports_failure_and_resumes(local_grid):
     assert changed and all(str(victim) in str(p) for p in changed)
 
 
+@pytest.mark.slow
 @on_jax
 def test_ray_grid_gives_the_local_results(local_grid, tmp_path):
     ray = pytest.importorskip("ray")
@@ -179,12 +180,10 @@ def test_ray_grid_gives_the_local_results(local_grid, tmp_path):
         assert m1.keys() == m2.keys() and all(np.array_equal(m1[k], m2[k]) for k in m1), key
 
 
+@pytest.mark.slow
 @on_jax
 def test_a_failing_task_is_reported_with_its_log_and_others_finish(tmp_path, mnist):
     trained = tmp_path / "trained"
-    from supermask import train
-    from supermask.config import TrainConfig
-
     train.run(TrainConfig(iterations=20, eval_every=10), out=trained, verbose=0)
     spec = write_spec(tmp_path, f"""
 kind = "init_sweep"
@@ -249,7 +248,7 @@ def test_dry_run_lists_at_most_the_first_points_then_counts(tmp_path):
 def test_a_million_point_grid_dry_run_is_quick_and_bounded(tmp_path, capsys):
     spec = write_spec(tmp_path, MILLION)
     start = time.monotonic()
-    listed = sweep.main([str(spec), "--root", str(tmp_path / "root"), "--dry-run"])
+    listed = sweep_cli.main([str(spec), "--root", str(tmp_path / "root"), "--dry-run"])
     took = time.monotonic() - start
     lines = capsys.readouterr().out.splitlines()
     assert took < 20, took  # about 0.1 s: the first 100 points are built, the rest only counted
@@ -261,13 +260,14 @@ def test_a_million_point_grid_dry_run_is_quick_and_bounded(tmp_path, capsys):
     assert not (tmp_path / "root").exists()
 
 
+@pytest.mark.slow
 def test_a_million_point_grid_is_refused_in_one_line_and_writes_nothing(tmp_path):
     spec_path = write_spec(tmp_path, MILLION)
     spec = sweep.load_spec(spec_path, root=tmp_path / "root")
     message = ("The sweep grid has 1000000 points (grid combinations x trials), more than the 10000 a sweep runs; "
                "split the grid into specs of at most 10000 points each (or move fields from [grid] to [fixed]).")
     for call in (lambda: sweep.expand(spec), lambda: sweep.run_sweep(spec, say=lambda *_: None),
-                 lambda: sweep.main([str(spec_path), "--root", str(tmp_path / "root")])):
+                 lambda: sweep_cli.main([str(spec_path), "--root", str(tmp_path / "root")])):
         with pytest.raises(ConfigError) as err:
             call()
         assert str(err.value) == message
@@ -292,6 +292,7 @@ def test_points_are_expanded_lazily(tmp_path):
     assert [p.fields for p in points] == [p.fields for p in sweep.expand(dup)]
 
 
+@pytest.mark.slow
 def test_an_own_model_point_names_the_folder_lottery_writes(tmp_path, monkeypatch, mnist):
     """A builder's folder hash holds its architecture's fingerprint (supermask.identity): the sweep
     predicts it as lottery.run_many writes it, so a finished own-model point is skipped, and a builder
@@ -304,19 +305,72 @@ def test_an_own_model_point_names_the_folder_lottery_writes(tmp_path, monkeypatc
         "    return keras.Model(inputs, keras.layers.Dense(num_classes, name='logits')(x))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "sweep_models", raising=False)
-    monkeypatch.setattr(sweep, "_FINGERPRINTS", {})
+    monkeypatch.setattr(sweep.kinds, "_FINGERPRINTS", {})
     text = 'kind = "lottery"\n[fixed]\nmodel = "sweep_models:net"\niterations = 10\neval_every = 10\nlevels = 0\n' \
            '[grid]\nseed = [0]\n'
     spec = sweep.load_spec(write_spec(tmp_path, text), root=tmp_path / "out")
     (point,) = sweep.expand(spec)
     assert point.error is None and len(point.config.model_fingerprint) == 16
-    from supermask import lottery
-
     lottery.run_many([point.config], spec.root / "lottery", data_dir=os.environ["SUPERMASK_DATA"], verbose=0)
     assert sweep.is_finished(spec, point)
-    import sweep_models
-
-    monkeypatch.setattr(sweep_models, "WIDTH", 32)
-    monkeypatch.setattr(sweep, "_FINGERPRINTS", {})
+    monkeypatch.setattr(sys.modules["sweep_models"], "WIDTH", 32)  # the builder the sweep imported
+    monkeypatch.setattr(sweep.kinds, "_FINGERPRINTS", {})
     (wider,) = sweep.expand(spec)
     assert wider.config.model_fingerprint != point.config.model_fingerprint and not sweep.is_finished(spec, wider)
+
+
+# --- the Kind interface: one registration per kind of run; folders as before it ---------------------
+
+GOLDEN = {  # folders the sweep named before the Kind interface (commit c4880cd): finished points stay found
+    "lottery": (SPEC.replace(', "no_such_criterion"', ""),
+                ["lottery/4fd304a94bc5/trial_0", "lottery/4fd304a94bc5/trial_1", "lottery/008de6679744/trial_0",
+                 "lottery/008de6679744/trial_1"]),
+    "train_supermask": ('kind = "train_supermask"\n[fixed]\nepochs = 2\ntrials = 2\n[grid]\n'
+                        'learner = ["bernoulli", "edge-popup"]\n',
+                        ["train_supermask/8978f6f60199", "train_supermask/37e5c7ab57b3",
+                         "train_supermask/a12d19734968", "train_supermask/a68cf12e90e1"]),
+    "init_sweep": ('kind = "init_sweep"\n[fixed]\npowers = "0,2"\n[grid]\nrun_dir = ["/supermask-golden/run"]\n'
+                   'criteria = ["large_final,random", "all"]\n',
+                   ["init_sweep/3763f957564b.csv", "init_sweep/1b132a05bbca.csv"]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(GOLDEN))
+def test_points_keep_their_folders(tmp_path, kind):
+    text, folders = GOLDEN[kind]
+    spec = sweep.load_spec(write_spec(tmp_path, text), root=Path("/r"))
+    assert [str(sweep.point_folder(spec, p).relative_to("/r")) for p in sweep.expand(spec)] == folders
+
+
+def test_three_kinds_each_one_registration():
+    assert list(sweep.KINDS) == ["lottery", "train_supermask", "init_sweep"]
+    assert all(isinstance(k, sweep.Kind) and k.name == name for name, k in sweep.KINDS.items())
+    assert [k.trials for k in sweep.KINDS.values()] == [True, True, False]
+    assert "run_dir" in sweep.KINDS["init_sweep"].fields() and "trials" not in sweep.KINDS["init_sweep"].fields()
+    assert {"criterion", "trials", "seed"} <= sweep.KINDS["lottery"].fields()
+
+
+def test_supermask_points_of_consecutive_seeds_are_one_task(tmp_path):
+    spec = sweep.load_spec(write_spec(tmp_path, 'kind = "train_supermask"\n[fixed]\nepochs = 1\n[grid]\n'
+                                                'seed = [0, 1, 2, 5, 6]\nlearner = ["bernoulli", "edge-popup"]\n'))
+    tasks = sweep.tasks(spec, sweep.expand(spec))
+    assert [[(p.config.learner, p.config.seed) for p in t] for t in tasks] == [
+        [("bernoulli", 0), ("bernoulli", 1), ("bernoulli", 2)], [("bernoulli", 5), ("bernoulli", 6)],
+        [("edge-popup", 0), ("edge-popup", 1), ("edge-popup", 2)], [("edge-popup", 5), ("edge-popup", 6)]]
+    payload = sweep.task_payload(spec, tasks[0])  # JSON data: the first seed, and how many points
+    assert json.loads(json.dumps(payload)) == payload
+    assert (payload["kind"], payload["seeds"], len(payload["configs"])) == ("train_supermask", 3, 1)
+    assert payload["out"] == str(sweep.point_folder(spec, tasks[0][0]).resolve())
+
+
+def test_init_sweep_points_are_checked_by_their_settings(tmp_path):
+    spec = sweep.load_spec(write_spec(tmp_path, 'kind = "init_sweep"\n[grid]\nrun_dir = ["a"]\n'
+                                                'criteria = ["large_final", "huge"]\nmax_examples = [10, 0]\n'))
+    points = sweep.expand(spec)
+    assert [p.error is None for p in points] == [True, False, False, False]
+    assert "Unknown criterion 'huge'" in points[2].error and "max_examples must be an integer > 0" in points[1].error
+    assert points[0].config == {"run_dir": str(Path("a").resolve()), "criteria": "large_final", "max_examples": 10}
+    missing = sweep.load_spec(write_spec(tmp_path, 'kind = "init_sweep"\n[grid]\nseed = [1]\n'))
+    (point,) = sweep.expand(missing)
+    assert point.error.startswith("An init_sweep point needs run_dir")
+    assert sweep.tasks(spec, points) == [[points[0]]]

@@ -9,13 +9,11 @@ import pytest
 
 from supermask import backend, paths, store
 from supermask import masks as M
-from supermask.config import SupermaskConfig, config_hash
 from supermask.data import Dataset
-from supermask.errors import ConfigError
 from supermask.layers import SupermaskDense
-from supermask.models import build_model
+from supermask.models import build as build_model
 from supermask.train import compile_model, make_optimizer, train_model
-from supermask.train_supermask import build_parser, layer_options, main
+from supermask.train_supermask.__main__ import build_parser, main
 
 
 def test_edge_popup_trains_only_the_scores_at_density_k(small_mnist):
@@ -76,36 +74,6 @@ def test_a_fresh_mask_is_sampled_at_every_compiled_training_step():
     assert len(set(np.round(seen, 6))) == len(seen)
 
 
-def test_config_defaults_per_learner_and_validation():
-    bern = SupermaskConfig()
-    assert (bern.resolved_batch_size(), bern.resolved_learning_rate()) == (250, 100.0)
-    assert (bern.resolved("optimizer"), bern.resolved("momentum"), bern.resolved("score_init")) == ("sgd", 0.9, 0.0)
-    assert bern.num_iterations(55000) == 2000 * 220  # the paper's 2000 epochs
-    assert bern.resolved_eval_every(55000) == 220  # once per epoch
-    edge = SupermaskConfig(learner="edge_popup", epochs=2)
-    assert edge.learner == "edge-popup" and edge.resolved("k") == 0.5
-    assert (edge.resolved_batch_size(), edge.resolved_learning_rate(), edge.resolved("lr_schedule")) == (128, 0.1, "cosine")
-    assert edge.num_iterations(55000) == 859
-    assert config_hash(SupermaskConfig()) == config_hash(SupermaskConfig(learner="bernoulli", weights="init"))
-    assert config_hash(SupermaskConfig(dwr=True)) != config_hash(SupermaskConfig())
-    options = layer_options(SupermaskConfig(learner="edge-popup", k=0.3, weights="signed-constant", dwr=True))
-    assert options["k"] == 0.3 and options["signed_constant"] and options["dynamic_scaling"]
-    assert isinstance(options["score_regularizer"], keras.regularizers.L2)
-    for bad, message in [
-        ({"learner": "sgd"}, "learner must be one of 'bernoulli', 'edge-popup'. Received: learner='sgd'"),
-        ({"learner": "edge-popup", "k": 1.5}, "k must be in (0, 1]. Received: k=1.5"),
-        ({"k": 0.5}, "k applies to learner 'edge-popup' only"),
-        ({"weights": "kaiming"}, "weights must be one of init, signed_constant. Received: weights='kaiming'"),
-        ({"inference": "mean"}, "Received: inference='mean'"),
-        ({"learner": "edge-popup", "score_init": 1.0}, "score_init applies to learner 'bernoulli' only"),
-        ({"optimizer": "rmsprop"}, "optimizer must be sgd or adam"),
-        ({"model": "vgg"}, "Valid models"),
-    ]:
-        with pytest.raises(ConfigError) as info:
-            SupermaskConfig(**bad)
-        assert message in str(info.value)
-
-
 def test_help_documents_every_flag():
     text = build_parser().format_help()
     for flag in ["--model", "--dataset", "--epochs", "--iterations", "--batch-size", "--learning-rate", "--seed",
@@ -115,6 +83,7 @@ def test_help_documents_every_flag():
         assert flag in text
 
 
+@pytest.mark.slow
 def test_cli_writes_weights_scores_masks_metrics_and_model(tmp_path, mnist):
     from tests.conftest import shared_data_dir
 

@@ -5,9 +5,10 @@ import keras
 import numpy as np
 import pytest
 
+from supermask import recipes
 from supermask import convert, lottery, paths, store, zoo
 from supermask import masks as M
-from supermask.config import LotteryConfig, SupermaskConfig, TrainConfig, config_hash
+from supermask.settings import LotteryConfig
 from supermask.data import Dataset
 from supermask.engine import train_many
 from supermask.engine.augment import AugmentStream, augment
@@ -31,6 +32,7 @@ def cifar_like(n=64, seed=0, classes=10, shape=(32, 32, 3)):
     return Dataset("cifar10", *split(n), *split(16), *split(16))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make, total, prunable, layers", [
     (zoo.resnet20, 272_474, 270_896, 22),  # open_lth's test_cifar_resnet.py
     (zoo.vgg16, 14_728_266, 14_715_584, 14),  # open_lth's test_cifar_vgg.py
@@ -49,49 +51,6 @@ def test_built_ins_have_open_lths_parameter_counts(make, total, prunable, layers
                               a["output/kernel"])
 
 
-def test_recipes_resolve_to_open_lths_defaults_and_old_hashes_hold():
-    r = LotteryConfig(model="resnet20", dataset="cifar10").resolve(50_000)
-    per_epoch = 50_000 / 128
-    assert (r.batch_size, r.learning_rate, r.optimizer, r.momentum, r.weight_decay) == (128, 0.1, "sgd", 0.9, 1e-4)
-    assert r.iterations == round(160 * per_epoch) and r.milestones == (round(80 * per_epoch), round(120 * per_epoch))
-    assert (r.lr_schedule, r.gamma, r.augment, r.pruning, r.global_rate, r.prune_ignore) == \
-        ("step", 0.1, True, "global", 0.2, ())
-    v = LotteryConfig(model="vgg16", dataset="cifar10").resolve(50_000)
-    assert v.prune_ignore == ("output",) and v.pruning == "global"
-    assert LotteryConfig(model="vgg16", dataset="cifar10", prune_ignore="").resolve(50_000).prune_ignore == ()
-    # Overrides, and one clear error for what does not fit.
-    o = LotteryConfig(model="resnet20", dataset="cifar10", optimizer="adam", momentum=0.0, lr_schedule="constant",
-                      augment=False, pruning="layerwise").resolve(50_000)
-    assert (o.optimizer, o.lr_schedule, o.milestones, o.augment, o.pruning, o.rate_conv) == \
-        ("adam", "constant", (), False, "layerwise", 0.1)
-    with pytest.raises(ConfigError, match="momentum applies to optimizer sgd"):
-        LotteryConfig(optimizer="adam", momentum=0.9).resolve(55_000)
-    with pytest.raises(ConfigError, match="needs --milestones"):
-        LotteryConfig(lr_schedule="step").resolve(55_000)
-    with pytest.raises(ConfigError, match="below the 100 training iterations"):
-        LotteryConfig(lr_schedule="step", milestones="50,150", iterations=100).resolve(55_000)
-    with pytest.raises(ConfigError, match="increasing iterations"):
-        LotteryConfig(milestones="20,10")
-    with pytest.raises(ConfigError, match="weight-decay would shrink"):
-        LotteryConfig(model="resnet20", dataset="cifar10", mask0="freeze_init").resolve(50_000)
-    with pytest.raises(ConfigError, match="does not apply to the supermask trainer"):
-        SupermaskConfig(augment=True)
-    # The lottery papers' models spell the plain recipe out (hparams.json), but their experiment
-    # folders (hashes) are the ones from before these options existed (computed at commit 474b551).
-    plain = LotteryConfig(iterations=2500).resolve(55_000)
-    assert (plain.optimizer, plain.momentum, plain.weight_decay, plain.lr_schedule, plain.milestones, plain.warmup,
-            plain.augment, plain.pruning, plain.prune_ignore) == ("adam", 0.0, 0.0, "constant", (), 0, False,
-                                                                  "layerwise", ())
-    assert plain.experiment_hash() == "bb9af0338be8"
-    assert LotteryConfig(model="conv6", dataset="cifar10").resolve(45_000).experiment_hash() == "ffa29d588985"
-    assert config_hash(TrainConfig(epochs=2).resolve(55_000)) == "35bf25b711a4"
-    assert config_hash(SupermaskConfig(epochs=1).resolve(55_000)) == "13a6fd252d10"
-    # Spelling the plain recipe out is the same run.
-    spelled = LotteryConfig(iterations=2500, optimizer="adam", lr_schedule="constant", augment=False,
-                            weight_decay=0.0, pruning="layerwise").resolve(55_000)
-    assert spelled == plain
-
-
 def test_every_schedule_gives_the_documented_rate_at_its_milestones():
     step = Schedule(0.1, "step", milestones=(100, 150), gamma=0.1)
     assert [step.value_at(t) for t in (0, 99, 100, 149, 150, 10_000)] == pytest.approx(
@@ -106,7 +65,7 @@ def test_every_schedule_gives_the_documented_rate_at_its_milestones():
     assert float(keras.ops.convert_to_numpy(rewound(0))) == pytest.approx(step.value_at(120))
     assert float(keras.ops.convert_to_numpy(rewound(30))) == pytest.approx(step.value_at(150))
     # The config's schedule reaches the optimiser, which saves and reloads it.
-    config = LotteryConfig(model="resnet20", dataset="cifar10", iterations=400).resolve(50_000)
+    config = recipes.resolve(LotteryConfig(model="resnet20", dataset="cifar10", iterations=400), 50_000)
     optimizer = recipe_optimizer(config, 400, start_iteration=7)
     assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.momentum == 0.9
     schedule = optimizer.learning_rate if isinstance(optimizer.learning_rate, Schedule) else optimizer._learning_rate
@@ -142,6 +101,7 @@ def _train(data, seed, **options):
     return init, M.get_weights(model)
 
 
+@pytest.mark.slow
 def test_training_with_augmentation_and_weight_decay_is_seeded_and_decays():
     data = cifar_like(n=32, shape=(8, 8, 3))
     _, a = _train(data, 1, augment=True)
@@ -175,13 +135,14 @@ def _one_step(data, weight_decay):
     return init, M.get_weights(model)
 
 
+@pytest.mark.slow
 def test_resnet20_prunes_globally_with_late_rewinding(tmp_path):
     """One level of IMP with rewinding to iteration 2 (open_lth's recipe: SGD, step schedule, weight decay,
     augmentation, global pruning of 20 %): the kept weights restart from the iteration-2 snapshot,
     BatchNormalization included, and the counts follow the closed form."""
     data = cifar_like()
-    config = LotteryConfig(model="resnet20", dataset="cifar10", iterations=6, batch_size=8, eval_every=3, levels=1,
-                           rewind_iteration=2, control=False).resolve(len(data.x_train))
+    config = recipes.resolve(LotteryConfig(model="resnet20", dataset="cifar10", iterations=6, batch_size=8, eval_every=3, levels=1,
+                           rewind_iteration=2, control=False), len(data.x_train))
     rows = lottery.run_trial(config, data, tmp_path / "trial_0", verbose=0)
     level0, level1 = (paths.level(tmp_path / "trial_0", level) for level in (0, 1))
     rewind = store.load_arrays(paths.weights_rewind(level0))
@@ -216,6 +177,7 @@ def pruned_models():
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["resnet20", "vgg16"])
 def test_pruned_zoo_models_export_and_match_keras_in_onnxruntime(name, pruned_models, tmp_path):
     model = pruned_models[name]

@@ -1,5 +1,8 @@
 """Training engines behind ``supermask.train.train_model`` (and ``train_many``).
 
+* ``program``: the ``Program`` interface a backend implements (models, data, loss,
+  optimiser in; per-chunk sums and per-split evaluations out) and the helpers every
+  backend shares; the backends import it, never the driver.
 * ``driver``: the backend-free schedule (chunks between record points), history rows,
   progress output, snapshots and NaN checks, for one or K models at once.
 * ``jax``, ``tensorflow``, ``torch``: one ``Program`` per backend, the compiled inside
@@ -10,5 +13,7 @@
 
 from supermask.engine.driver import (DEFAULT_ENGINE, ENGINES, TrainResult, batch_order, check_engine,
                                      train_many)
+from supermask.engine.program import EVAL_BATCH_SIZE
 
-__all__ = ["DEFAULT_ENGINE", "ENGINES", "TrainResult", "batch_order", "check_engine", "train_many"]
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "EVAL_BATCH_SIZE", "TrainResult", "batch_order", "check_engine",
+           "train_many"]

@@ -5,13 +5,13 @@ each with its own weights, masks, optimiser state and batch order (its seed), an
 returns one ``TrainResult`` per model, exactly the rows ``supermask.train`` has always
 recorded. The work between two record points (every ``eval_every`` iterations, each
 snapshot iteration, the end) is one call of a backend ``Program``
-(``supermask.engine.<backend>``): all its steps, for all K models, in one compiled
-program, then the validation and test evaluation in a second; nothing per step in
-Python. ``engine="fit"`` runs the reference ``Program`` instead (``supermask.engine.fit``:
-Keras ``fit`` per chunk and ``evaluate`` at each record point, one model at a time).
+(``supermask.engine.<backend>``, the interface in ``supermask.engine.program``): all
+its steps, for all K models, in one compiled program, then the validation and test
+evaluation in a second; nothing per step in Python. ``engine="fit"`` runs the
+reference ``Program`` instead (``supermask.engine.fit``: Keras ``fit`` per chunk and
+``evaluate`` at each record point, one model at a time).
 """
 
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,11 +20,12 @@ import keras
 import numpy as np
 
 from supermask import backend
+from supermask.engine import fit
+from supermask.engine.augment import AugmentStream
+from supermask.engine.program import compiled_loss
 from supermask.errors import ConfigError, TrainingError
-
-ENGINES = ("compiled", "fit")
-DEFAULT_ENGINE = "compiled"
-EVAL_BATCH_SIZE = 1000
+from supermask.masks import get_weights
+from supermask.specs import DEFAULT_ENGINE, ENGINES
 
 
 @dataclass
@@ -129,24 +130,21 @@ def check_engine(engine):
 
 
 def program_for(models, data, batch_size, engine=DEFAULT_ENGINE, weight_decay=0.0, augment=False):
-    """The ``Program`` of ``engine`` (the active backend's compiled one, or ``fit``)."""
+    """The ``Program`` of ``engine`` (the active backend's compiled one, or ``fit``), training
+    with the loss ``models[0]`` was compiled with (``compiled_loss``)."""
     name = backend.name()
     if engine == "fit":
-        if weight_decay or augment:
-            raise ConfigError("engine 'fit' (the reference path) trains without --weight-decay and --augment; "
-                              "use the compiled engine for them.")
-        from supermask.engine import fit as module
-
-        return module.Program(models, data, batch_size)
+        module = fit
     elif name == "jax":
-        from supermask.engine import jax as module
+        from supermask.engine import jax as module  # lazy: JAX is an optional backend
     elif name == "tensorflow":
-        from supermask.engine import tensorflow as module
+        from supermask.engine import tensorflow as module  # lazy: TensorFlow is an optional backend
     elif name == "torch":
-        from supermask.engine import torch as module
+        from supermask.engine import torch as module  # lazy: PyTorch is an optional backend
     else:
         raise ConfigError(f"No compiled engine for KERAS_BACKEND={name}; pass engine='fit'.")
-    return module.Program(models, data, batch_size, weight_decay=float(weight_decay), augment=bool(augment))
+    return module.Program(models, data, batch_size, loss=compiled_loss(models[0]), weight_decay=float(weight_decay),
+                          augment=bool(augment))
 
 
 def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, snapshot_iterations=(),
@@ -156,7 +154,9 @@ def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, s
     Args:
         models: compiled Keras models (``supermask.train.compile_model``), each with its
             own weights and masks; the compiled engine needs them to share architecture,
-            loss and optimiser settings (a lottery level's tickets and controls do).
+            loss and optimiser settings (a lottery level's tickets and controls do). They
+            train with the loss they were compiled with, or, compiled without one,
+            ``SparseCategoricalCrossentropy(from_logits=True)`` (``program.compiled_loss``).
         data: a ``supermask.data.Dataset``.
         iterations: optimiser steps per model; batch_size: examples per step.
         seeds: one per model, fixing its order of mini-batches (``BatchStream``).
@@ -173,9 +173,6 @@ def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, s
 
     Raises ``TrainingError`` if a loss becomes NaN or infinite.
     """
-    from supermask.engine.augment import AugmentStream
-    from supermask.masks import get_weights
-
     models, seeds = list(models), [int(s) for s in seeds]
     if len(models) != len(seeds) or not models:
         raise ConfigError(f"train_many needs one seed per model. Received {len(models)} models, {len(seeds)} seeds.")
@@ -240,57 +237,3 @@ def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, s
     program.sync()
     seconds = time.perf_counter() - start
     return [TrainResult(h, s, seconds) for h, s in zip(histories, snapshots)]
-
-
-def padded_batches(x, y, batch_size=EVAL_BATCH_SIZE):
-    """``(x, y, weight)`` reshaped to ``(batches, batch_size, ...)``, zero-padded at the end.
-
-    ``weight`` is 1.0 for real examples and 0.0 for padding, so sums over a split are
-    exact whatever its size; every batch has one shape, so one program serves all.
-    """
-    n = len(x)
-    batches = max(1, math.ceil(n / batch_size))
-    pad = batches * batch_size - n
-    weight = np.concatenate([np.ones(n, np.float32), np.zeros(pad, np.float32)])
-    x = np.concatenate([x, np.zeros((pad, *x.shape[1:]), x.dtype)])
-    y = np.concatenate([y, np.zeros(pad, y.dtype)])
-    return (x.reshape(batches, batch_size, *x.shape[1:]), y.reshape(batches, batch_size),
-            weight.reshape(batches, batch_size))
-
-
-def eval_splits(data):
-    """``{split: (x, y, weight) batches}`` of the non-empty validation and test splits."""
-    return {split: padded_batches(getattr(data, f"x_{split}"), getattr(data, f"y_{split}"))
-            for split in ("val", "test") if len(getattr(data, f"x_{split}"))}
-
-
-def program_signature(model):
-    """What a compiled program depends on: layers and their options, variable shapes and
-    dtypes, the optimiser and its settings (not names, seeds or initialisers), as a string."""
-    layers = [(type(layer).__name__, _strip(layer.get_config())) for layer in model.layers]
-    variables = [(tuple(v.shape), str(v.dtype)) for v in model.variables]
-    optimizer = model.optimizer
-    return repr((layers, variables, type(optimizer).__name__, _strip(optimizer.get_config())))
-
-
-def check_same_program(models):
-    """ConfigError unless ``models`` can share one compiled program (same layers, options,
-    variable shapes, loss and optimiser settings; names and seeds may differ). Returns
-    their ``program_signature``."""
-    first = program_signature(models[0])
-    for k, model in enumerate(models[1:], start=1):
-        if program_signature(model) != first:
-            raise ConfigError(f"Model {k} differs from model 0 (layers, shapes or optimiser): the compiled "
-                              "engine trains several models together only when they share one program. "
-                              "Train them separately, or pass engine='fit'.")
-    return first
-
-
-def _strip(config):
-    """A config without the entries that may differ between models of one program."""
-    if isinstance(config, dict):
-        return {k: _strip(v) for k, v in config.items()
-                if k not in ("name", "seed") and not k.endswith("initializer")}
-    if isinstance(config, (list, tuple)):
-        return [_strip(v) for v in config]
-    return config

@@ -9,17 +9,29 @@ the compiled engine against and for models it cannot compile.
 
 import numpy as np
 
-from supermask.engine.driver import EVAL_BATCH_SIZE
+from supermask.engine import program
+from supermask.errors import ConfigError
 
 
-class Program:
-    """Train and evaluate ``models`` with Keras ``fit`` / ``evaluate``, one model at a time."""
+class Program(program.Program):
+    """Train and evaluate ``models`` with Keras ``fit`` / ``evaluate``, one model at a time.
 
-    def __init__(self, models, data, batch_size):
-        self.models, self.data, self.batch_size = models, data, batch_size
+    Keras trains with the loss each model was compiled with, so ``loss`` must be that loss;
+    weight decay and augmentation are the compiled engine's alone.
+    """
+
+    def __init__(self, models, data, batch_size, *, loss, weight_decay=0.0, augment=False):
+        super().__init__(models, data, batch_size, loss=loss, weight_decay=weight_decay, augment=augment)
+        if self.weight_decay or self.augment:
+            raise ConfigError("engine 'fit' (the reference path) trains without --weight-decay and --augment; "
+                              "use the compiled engine for them.")
+        expected = program.loss_signature(loss)
+        for k, model in enumerate(self.models):
+            if model.loss is None or program.loss_signature(program.compiled_loss(model)) != expected:
+                raise ConfigError(f"engine 'fit' trains model {k} with the loss it was compiled with, which is "
+                                  f"not the loss {loss!r} asked for. Compile the model with that loss.")
 
     def train_chunk(self, indices):
-        """Fit each model on its batches ((K, steps, batch) indices); (K, 2) loss/accuracy sums."""
         sums = []
         for model, idx in zip(self.models, indices):
             idx = np.asarray(idx).reshape(-1)
@@ -30,15 +42,11 @@ class Program:
         return np.asarray(sums, dtype=np.float64)
 
     def evaluate(self):
-        """``{split: (K, 2) array of mean loss and accuracy}`` for the non-empty splits."""
         out = {}
         for split in ("val", "test"):
             x, y = getattr(self.data, f"x_{split}"), getattr(self.data, f"y_{split}")
             if len(x):
-                logs = [m.evaluate(x, y, batch_size=EVAL_BATCH_SIZE, verbose=0, return_dict=True)
+                logs = [m.evaluate(x, y, batch_size=program.EVAL_BATCH_SIZE, verbose=0, return_dict=True)
                         for m in self.models]
                 out[split] = np.asarray([[r["loss"], r["accuracy"]] for r in logs], dtype=np.float64)
         return out
-
-    def sync(self):
-        """Nothing to do: the models' variables are the state."""

@@ -4,29 +4,29 @@ Each model's state is its Keras stateless variables: trainable (kernels, biases,
 supermask scores), non-trainable (masks, seed-generator states) and the optimiser's.
 The K states are stacked along a leading axis and one jitted function runs a whole
 chunk: for every step, gather the batch from the training split (placed on the device
-once), ``model.stateless_call``, the cross-entropy (plus any layer losses), the
+once), ``model.stateless_call``, the program's loss (plus any layer losses), the
 gradient and ``optimizer.stateless_apply``; it returns the sums of the step losses and
 accuracies. A second jitted function evaluates all K on the validation and test splits
-(batches of 1000, zero-padded, on the device), ``vmap``ped over as many models at a time as
-``eval_group`` allows (64 conv tickets at once would need tens of GiB of activations).
-K = 1 runs without ``vmap``.
+(batches of ``EVAL_BATCH_SIZE``, zero-padded, on the device), ``vmap``ped over as many
+models at a time as ``eval_group`` allows (64 conv tickets at once would need tens of GiB
+of activations). K = 1 runs without ``vmap``.
 
 The jitted functions only need the models' structure (``stateless_call`` takes the
 variables as arguments), so they are kept for the next ``Program`` of the same
-architecture, K, dataset and batch size: the levels of a lottery experiment compile once.
+architecture, loss, K, dataset and batch size: the levels of a lottery experiment compile
+once.
 """
 
 import inspect
 
 import jax
 import jax.numpy as jnp
-import keras
 import numpy as np
 
+from supermask.engine import program
 from supermask.engine.augment import augment as augment_batch
-from supermask.engine.driver import EVAL_BATCH_SIZE, check_same_program, eval_splits
 
-_CACHE = {}  # (signature, K, batch size) -> (dataset, compiled functions); the last few only
+_CACHE = {}  # (signature, loss, K, batch, decay, augment) -> (dataset, compiled functions); the last few only
 _CACHE_SIZE = 4
 EVAL_MEMORY_BYTES = 2 * 2**30  # activations of the models evaluated at once
 
@@ -44,35 +44,33 @@ def _stack(values):
     return jnp.stack([jnp.asarray(v) for v in values])
 
 
-class Program:
+class Program(program.Program):
     """Train and evaluate ``models`` (compiled, one architecture) as one JAX program."""
 
-    def __init__(self, models, data, batch_size, weight_decay=0.0, augment=False):
-        signature = check_same_program(models)
-        self.models = models
-        for m in models:
+    def __init__(self, models, data, batch_size, *, loss, weight_decay=0.0, augment=False):
+        super().__init__(models, data, batch_size, loss=loss, weight_decay=weight_decay, augment=augment)
+        signature = program.check_same_program(self.models)
+        for m in self.models:
             if not m.optimizer.built:
                 m.optimizer.build(m.trainable_variables)
         per_model = [([v.value for v in m.trainable_variables], [v.value for v in m.non_trainable_variables],
-                      [v.value for v in m.optimizer.variables]) for m in models]
+                      [v.value for v in m.optimizer.variables]) for m in self.models]
         self.state = jax.tree_util.tree_map(lambda *xs: _stack(xs), *per_model)
-        key = (signature, len(models), int(batch_size), weight_decay, augment)
+        count = len(self.models)
+        key = (signature, program.loss_signature(loss), count, self.batch_size, self.weight_decay, self.augment)
         cached = _CACHE.get(key)
         if cached is None or cached[0] is not data:
             _CACHE.pop(key, None)
             while len(_CACHE) >= _CACHE_SIZE:
                 _CACHE.pop(next(iter(_CACHE)))
-            _CACHE[key] = (data, _compile(models[0], data, len(models), weight_decay, augment))
+            _CACHE[key] = (data, _compile(self.models[0], data, count, loss, self.weight_decay, self.augment))
         self.splits, self._chunk, self._evaluate = _CACHE[key][1]
 
     def train_chunk(self, indices):
-        """Run ``indices`` ((K, steps, batch) int32, or (K, steps, batch, 4) with the augmentation
-        choices) through the K models; (K, 2) loss/accuracy sums."""
         self.state, sums = self._chunk(self.state, jnp.asarray(indices))
         return np.asarray(sums, dtype=np.float64)
 
     def evaluate(self):
-        """``{split: (K, 2) array of mean loss and accuracy}`` for the non-empty splits."""
         out = {}
         for split, (x, y, w) in self.splits.items():
             self.state, means = self._evaluate(self.state, x, y, w)
@@ -89,12 +87,11 @@ class Program:
                     variable.assign(value[k])
 
 
-def _compile(model, data, count, weight_decay=0.0, augment=False):
+def _compile(model, data, count, loss_fn, weight_decay, augment):
     """``(eval splits on the device, jitted chunk, jitted evaluation)`` for ``count`` models
     shaped like ``model`` (any model of that architecture may lend its structure)."""
     x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
-    splits = {k: tuple(jnp.asarray(a) for a in v) for k, v in eval_splits(data).items()}
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    splits = {k: tuple(jnp.asarray(a) for a in v) for k, v in program.eval_splits(data).items()}
     optimizer = model.optimizer
 
     def step(state, idx):
@@ -133,7 +130,7 @@ def _compile(model, data, count, weight_decay=0.0, augment=False):
             logits, non_trainable, losses = model.stateless_call(trainable, non_trainable, xb, return_losses=True,
                                                                  **training_kwargs(model, False))
             # The loss Keras reports adds the layer losses (e.g. L2 on scores) to every batch.
-            nll = keras.losses.sparse_categorical_crossentropy(yb, logits, from_logits=True)
+            nll = program.per_example_loss(loss_fn, yb, logits)
             nll = nll + sum(losses) if losses else nll
             correct = (jnp.argmax(logits, axis=-1) == yb).astype("float32")
             return non_trainable, jnp.stack([jnp.sum(nll * wb), jnp.sum(correct * wb)])
@@ -166,5 +163,5 @@ def eval_group(model, count):
         per_example = sum(int(np.prod(layer.output.shape[1:])) for layer in model.layers)
     except (AttributeError, ValueError, TypeError):  # outputs unknown: one model at a time
         return 1
-    per_model = 4 * per_example * EVAL_BATCH_SIZE
+    per_model = 4 * per_example * program.EVAL_BATCH_SIZE
     return int(max(1, min(count, EVAL_MEMORY_BYTES // max(per_model, 1))))

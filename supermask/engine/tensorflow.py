@@ -2,21 +2,21 @@
 
 TensorFlow keeps each model's state in its own ``tf.Variable``s, so a chunk is a
 ``tf.function(jit_compile=True)`` whose ``tf.while_loop`` runs every step (gather the
-batch from the training split placed on the device once, forward, cross-entropy plus
-layer losses, gradient, ``optimizer.apply``) and returns the sums of the step losses
-and accuracies; the evaluation is a second compiled loop over batches of 1000. The
-seed-generator state of supermask layers is a variable too, so masks are fresh every
-step. K models run one after the other (the state of each lives in its own variables).
+batch from the training split placed on the device once, forward, the program's loss
+plus layer losses, gradient, ``optimizer.apply``) and returns the sums of the step
+losses and accuracies; the evaluation is a second compiled loop over batches of
+``EVAL_BATCH_SIZE``. The seed-generator state of supermask layers is a variable too, so
+masks are fresh every step. K models run one after the other (the state of each lives in
+its own variables).
 """
 
 import logging
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from supermask.engine import program
 from supermask.engine.augment import augment as augment_batch
-from supermask.engine.driver import check_same_program, eval_splits
 
 
 class _ExpectedRetracing(logging.Filter):
@@ -34,11 +34,10 @@ logging.getLogger("tensorflow").addFilter(_ExpectedRetracing())
 class _Single:
     """The compiled chunk and evaluation of one model."""
 
-    def __init__(self, model, x_train, y_train, splits, weight_decay=0.0, augment=False):
+    def __init__(self, model, x_train, y_train, splits, loss_fn, weight_decay, augment):
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         self.splits = splits
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         variables, optimizer = model.trainable_variables, model.optimizer
 
         def step(idx):
@@ -73,7 +72,7 @@ class _Single:
         def evaluate(x, y, w):
             def body(i, sums):
                 logits = model(x[i], training=False)
-                nll = keras.losses.sparse_categorical_crossentropy(y[i], logits, from_logits=True)
+                nll = program.per_example_loss(loss_fn, y[i], logits)
                 if model.losses:  # Keras's reported loss adds the layer losses to every batch
                     nll = nll + tf.add_n(model.losses)
                 correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=y.dtype), y[i]), tf.float32)
@@ -85,24 +84,21 @@ class _Single:
         self.chunk, self.evaluate = chunk, evaluate
 
 
-class Program:
+class Program(program.Program):
     """Train and evaluate ``models`` with compiled TensorFlow loops, one model at a time."""
 
-    def __init__(self, models, data, batch_size, weight_decay=0.0, augment=False):
-        check_same_program(models)
+    def __init__(self, models, data, batch_size, *, loss, weight_decay=0.0, augment=False):
+        super().__init__(models, data, batch_size, loss=loss, weight_decay=weight_decay, augment=augment)
+        program.check_same_program(self.models)
         x_train, y_train = tf.constant(data.x_train), tf.constant(data.y_train)
-        splits = {k: tuple(tf.constant(a) for a in v) for k, v in eval_splits(data).items()}
-        self.singles = [_Single(m, x_train, y_train, splits, weight_decay, augment) for m in models]
+        splits = {k: tuple(tf.constant(a) for a in v) for k, v in program.eval_splits(data).items()}
+        self.singles = [_Single(m, x_train, y_train, splits, loss, self.weight_decay, self.augment)
+                        for m in self.models]
 
     def train_chunk(self, indices):
-        """Run ``indices`` ((K, steps, batch) int32) through the K models; (K, 2) loss/accuracy sums."""
         return np.stack([np.asarray(s.chunk(tf.constant(idx)), dtype=np.float64)
                          for s, idx in zip(self.singles, indices)])
 
     def evaluate(self):
-        """``{split: (K, 2) array of mean loss and accuracy}`` for the non-empty splits."""
         return {split: np.stack([np.asarray(s.evaluate(*s.splits[split]), dtype=np.float64) for s in self.singles])
                 for split in self.singles[0].splits}
-
-    def sync(self):
-        """Nothing to do: the models' variables are the state."""

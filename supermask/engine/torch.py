@@ -4,47 +4,75 @@ step is one replayed CUDA graph.
 PyTorch runs eagerly, so what the compiled engines gain from fusing a chunk, this one
 gains by doing only the work a step needs: the training split and the evaluation
 batches are placed on the device once, and a step is the batch gather, the forward
-pass, the cross-entropy (plus layer losses), ``torch.autograd.grad`` and the optimiser
+pass, the program's loss (plus layer losses), ``torch.autograd.grad`` and the optimiser
 update, without ``fit``'s data adapter, callbacks and metric objects; the step sums stay
 on the device until the chunk ends. For a ``keras.Sequential`` the forward pass calls
 each layer's ``call`` in turn, skipping ``Layer.__call__``'s per-call bookkeeping (input
 conversion, scopes), which is a fifth of a small step on a CPU and does nothing for
-built float32 layers.
+built float32 layers. The default loss (``SparseCategoricalCrossentropy(from_logits=True)``)
+is ``torch.nn.functional.cross_entropy``, the op Keras's torch backend calls, without
+``Loss.__call__``'s per-call conversions; any other loss is called as Keras calls it.
 
 The update: for a plain Keras ``Adam`` (no clipping, weight decay, EMA, gradient
 accumulation, loss scaling, schedule, constraints or AMSGrad: the lottery papers'
 optimiser) ``adam_update`` runs the very tensor operations of Keras's torch ``Adam``
 on the optimiser's own variables, bit for bit, without ``apply``'s per-call Python
 bookkeeping and with its constants made device tensors once, so that nothing turns a
-Python number into a device tensor inside a step. Any other optimiser goes through its
-``apply``.
+Python number into a device tensor inside a step. It reads Adam's slot variables from
+Keras internals, so it runs only on the Keras releases it was compared with
+(``ADAM_CHECKED_KERAS``). Any other optimiser, or Keras release, goes through ``apply``.
 
-On a CUDA device, with that update, no layer losses and no random layers (supermask
-layers draw from a ``SeedGenerator``, whose torch form reads its seed back to the host
-every step), the first steps of a model's first chunk run eagerly on a side stream (the
-warm-up CUDA graphs need) and the step is then captured once as a CUDA graph (batch
-gather to update, step sums included) and replayed for every later step: one launch per
-step instead of dozens. ``SUPERMASK_CUDA_GRAPHS=0`` turns that off. Evaluation runs
-eagerly under ``torch.no_grad`` on batches of 1000. K models run one after the other.
+On a CUDA device, with that update and loss, no layer losses and no random layers
+(supermask layers draw from a ``SeedGenerator``, whose torch form reads its seed back to
+the host every step), the first steps of a model's first chunk run eagerly on a side
+stream (the warm-up CUDA graphs need) and the step is then captured once as a CUDA graph
+(batch gather to update, step sums included) and replayed for every later step: one
+launch per step instead of dozens. ``SUPERMASK_CUDA_GRAPHS=0`` turns that off. Evaluation runs
+eagerly under ``torch.no_grad`` on batches of ``EVAL_BATCH_SIZE``. K models run one
+after the other.
 """
 
+import functools
 import inspect
+import logging
 import os
+import re
 import warnings
 
 import keras
 import numpy as np
 import torch
 
+from supermask.engine import program
 from supermask.engine.augment import augment as augment_batch
-from supermask.engine.driver import check_same_program, eval_splits
 
 WARMUP_STEPS = 3  # eager steps on a side stream before a CUDA graph is captured
+ADAM_CHECKED_KERAS = ((3, 15),)  # (major, minor) Keras releases whose torch Adam ``adam_update`` matches
 
 
 def cuda_graphs_enabled():
     """Whether a CUDA device may capture steps as graphs (``SUPERMASK_CUDA_GRAPHS``, default on)."""
     return os.environ.get("SUPERMASK_CUDA_GRAPHS", "1") != "0"
+
+
+def native_cross_entropy(loss):
+    """Whether ``loss`` is ``SparseCategoricalCrossentropy(from_logits=True)`` with Keras's other
+    defaults, the loss ``torch.nn.functional.cross_entropy`` computes."""
+    default = program.default_loss()
+    return loss.dtype == default.dtype and program.loss_signature(loss) == program.loss_signature(default)
+
+
+@functools.lru_cache(maxsize=None)
+def adam_checked(version):
+    """Whether ``adam_update`` was compared with the torch ``Adam`` of Keras ``version`` (a
+    ``keras.__version__`` string): its major and minor release are in ``ADAM_CHECKED_KERAS``.
+    Where not, says so once, in a debug log."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    checked = bool(match) and (int(match[1]), int(match[2])) in ADAM_CHECKED_KERAS
+    if not checked:
+        logging.getLogger(__name__).debug("Keras %s: not a release adam_update was compared with; Adam steps "
+                                          "run through optimizer.apply.", version)
+    return checked
 
 
 def adam_update(optimizer, variables):
@@ -53,8 +81,11 @@ def adam_update(optimizer, variables):
     Follows ``keras/src/backend/torch/optimizers/torch_adam.py`` operation for operation
     (same dtypes, same order, so the result is identical), then increments
     ``optimizer.iterations`` as ``apply`` does. None unless ``optimizer`` is a plain Adam
-    (see the module docstring): then the caller uses ``optimizer.apply``.
+    (see the module docstring) and the running Keras is one ``adam_checked`` names: then
+    the caller uses ``optimizer.apply``.
     """
+    if not adam_checked(keras.__version__):
+        return None
     keras_adam = isinstance(optimizer, keras.optimizers.Adam) and type(optimizer).__module__.startswith("keras.")
     plain = (keras_adam and not optimizer.amsgrad
              and optimizer.clipnorm is None and optimizer.clipvalue is None and optimizer.global_clipnorm is None
@@ -94,7 +125,9 @@ def adam_update(optimizer, variables):
 
 
 class _Single:
-    def __init__(self, model, x_train, y_train, splits, weight_decay=0.0, augment=False):
+    """The training loop and evaluation of one model."""
+
+    def __init__(self, model, x_train, y_train, splits, loss, weight_decay, augment):
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         self.model, self.x_train, self.y_train, self.splits = model, x_train, y_train, splits
@@ -102,17 +135,18 @@ class _Single:
         self.params = [v.value for v in self.variables]  # the torch tensors behind the Keras variables
         self.forward = _forward(model)
         self.has_losses = bool(model.losses)  # regularisers: their losses are recomputed every step
+        self.loss, self.native_loss = loss, native_cross_entropy(loss)
         self.weight_decay, self.augment = weight_decay, augment
         fast = adam_update(model.optimizer, self.variables)
         self.update = fast or (lambda grads: model.optimizer.apply(grads, self.variables))
         self.sums = torch.zeros(2, dtype=torch.float64, device=x_train.device)  # loss, correct predictions
         random_layers = any("seed_generator" in v.path for v in model.non_trainable_variables)
         self.graphable = (x_train.device.type == "cuda" and cuda_graphs_enabled() and fast is not None
-                          and not self.has_losses and not random_layers)
+                          and self.native_loss and not self.has_losses and not random_layers)
         self.graph = self.graph_indices = None
 
     def _loss(self, logits, y):
-        loss = torch.nn.functional.cross_entropy(logits, y)
+        loss = torch.nn.functional.cross_entropy(logits, y) if self.native_loss else self.loss(y, logits)
         if self.has_losses:
             loss = loss + sum(self.model.losses)
         if self.weight_decay:
@@ -187,7 +221,10 @@ class _Single:
         sums = torch.zeros(2, dtype=torch.float64, device=x.device)
         for xb, yb, wb in zip(x, y, w):
             logits = self.forward(xb, False)
-            nll = torch.nn.functional.cross_entropy(logits, yb, reduction="none")
+            if self.native_loss:
+                nll = torch.nn.functional.cross_entropy(logits, yb, reduction="none")
+            else:
+                nll = program.per_example_loss(self.loss, yb, logits)
             if self.has_losses:  # Keras's reported loss adds the layer losses to every batch
                 nll = nll + sum(self.model.losses)
             sums[0] += (nll * wb).sum()
@@ -210,28 +247,25 @@ def _forward(model):
     return forward
 
 
-class Program:
+class Program(program.Program):
     """Train and evaluate ``models`` with lean PyTorch loops, one model at a time."""
 
-    def __init__(self, models, data, batch_size, weight_decay=0.0, augment=False):
-        check_same_program(models)
-        device = models[0].trainable_variables[0].value.device  # where Keras placed the model
+    def __init__(self, models, data, batch_size, *, loss, weight_decay=0.0, augment=False):
+        super().__init__(models, data, batch_size, loss=loss, weight_decay=weight_decay, augment=augment)
+        program.check_same_program(self.models)
+        device = self.models[0].trainable_variables[0].value.device  # where Keras placed the model
         x_train = torch.as_tensor(data.x_train, device=device)
         y_train = torch.as_tensor(data.y_train, device=device).long()
         splits = {k: (torch.as_tensor(x, device=device), torch.as_tensor(y, device=device).long(),
-                      torch.as_tensor(w, device=device)) for k, (x, y, w) in eval_splits(data).items()}
-        self.singles = [_Single(m, x_train, y_train, splits, weight_decay, augment) for m in models]
+                      torch.as_tensor(w, device=device)) for k, (x, y, w) in program.eval_splits(data).items()}
+        self.singles = [_Single(m, x_train, y_train, splits, loss, self.weight_decay, self.augment)
+                        for m in self.models]
         self.device = device
 
     def train_chunk(self, indices):
-        """Run ``indices`` ((K, steps, batch) int32) through the K models; (K, 2) loss/accuracy sums."""
         indices = torch.as_tensor(np.asarray(indices, dtype=np.int64), device=self.device)
         return np.stack([s.chunk(idx) for s, idx in zip(self.singles, indices)])
 
     def evaluate(self):
-        """``{split: (K, 2) array of mean loss and accuracy}`` for the non-empty splits."""
         return {split: np.stack([s.evaluate(*s.splits[split]) for s in self.singles])
                 for split in self.singles[0].splits}
-
-    def sync(self):
-        """Nothing to do: the models' variables are the state."""

@@ -8,15 +8,15 @@ been trained on any backend; the export runs on the active one.
 """
 
 
-from supermask.cli import ArgumentParser
+from supermask.cli import ArgumentParser, run_main
 
 from supermask.export.exporter import export_run
 from supermask.export.sparse import STORAGES, TERNARY, TERNARY_BITS, TERNARY_OPS
 
 
-def build_parser():
+def build_parser(prog=None):
     parser = ArgumentParser(
-        prog="python -m supermask.export",
+        prog=prog or "python -m supermask.export",
         description="Export a trained run (masks folded into the weights) to a self-contained ONNX "
                     "file that onnxruntime runs. Input: NHWC float32 images; output: logits.")
     parser.add_argument("run_dir", metavar="RUN_DIR",
@@ -54,8 +54,8 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def main(argv=None, prog=None):
+    args = build_parser(prog).parse_args(argv)
     report = export_run(args.run_dir, args.out, level=args.level, trial=args.trial, control=args.control,
                         storage=args.storage, ternary=args.ternary, ternary_bits=args.ternary_bits,
                         ternary_op=args.ternary_op, verify=args.verify)
@@ -65,6 +65,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from supermask.cli import run_main
-
     run_main(main)

@@ -11,9 +11,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import keras
 import onnx
 
 from supermask import store
+from supermask.models import supermask_layers
 from supermask.export import runs
 from supermask.export.errors import ExportError
 from supermask.export.onnx_graph import to_onnx
@@ -51,8 +53,6 @@ def deterministic(model):
     The export always folds in the deterministic inference mask (``inference_kernel``), so the
     self-check compares with that; the mode is restored afterwards.
     """
-    from supermask.models import supermask_layers
-
     sampled = [layer for layer in supermask_layers(model).values() if layer.inference_mode == "sampled"]
     for layer in sampled:
         layer.inference_mode = "deterministic"
@@ -78,8 +78,6 @@ def export_model(model, path, *, storage="auto", ternary="auto", ternary_bits=8,
         metadata: extra ``metadata_props`` (values turned into strings).
         verify: compare onnxruntime with Keras on random images before keeping the file.
     """
-    import keras
-
     stripped = to_ops(model)
     metadata = {"export_backend": keras.backend.backend(), "keras_version": keras.__version__,
                 "inference_mask": "deterministic", **(metadata or {})}

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from supermask.convert import is_graph
 from supermask.export.errors import ExportError, NonFiniteWeightsError, UnsupportedLayerError
 
 SUPPORTED = ("layers with an inference kernel (MaskedDense, MaskedConv2D, SupermaskDense, "
@@ -143,7 +144,7 @@ def to_ops(model):
     """Turn ``model`` (a built ``keras.Sequential`` or Functional model, which may nest Sequential
     and Functional blocks) into a ``Stripped`` graph of plain ops, each BatchNormalization that
     follows a convolution or dense layer folded into its kernel and bias."""
-    if not isinstance(model, keras.Sequential) and not _is_functional(model):
+    if not is_graph(model):
         raise ExportError(
             f"The ONNX exporter handles Sequential and Functional models (nested ones too). Received "
             f"{type(model).__name__} '{model.name}' (a subclassed model): fold its masks into plain layers with "
@@ -166,11 +167,6 @@ def to_ops(model):
     renamed = {op.name for op in ops}
     output = output if output in renamed else ops[-1].name  # a folded BatchNorm ended the model
     return Stripped(model.name, input_name, tuple(int(d) for d in shape), tuple(ops), output)
-
-
-def _is_functional(model):
-    return isinstance(model, keras.Model) and any(
-        cls.__name__ == "Functional" and cls.__module__.startswith("keras.") for cls in type(model).__mro__)
 
 
 def _model_ops(model, input_name, prefix):
@@ -202,7 +198,7 @@ def _model_ops(model, input_name, prefix):
 
 def _call_ops(layer, key, inputs):
     """``(ops, output name)`` of one layer (a nested model expands) called on the tensors ``inputs``."""
-    if isinstance(layer, keras.Sequential) or _is_functional(layer):
+    if is_graph(layer):
         if len(inputs) != 1:
             raise _unsupported(layer, "a nested model with several inputs")
         return _model_ops(layer, inputs[0], f"{key}/")
@@ -255,16 +251,6 @@ def _fold_batchnorm(ops):
         op = folded.get(op.name, op)
         out.append(dataclasses.replace(op, inputs=tuple(renamed.get(n, n) for n in op.inputs)))
     return out
-
-
-def _flat_layers(model, prefix=""):
-    """``(key, layer)`` of a Sequential model with nested Sequential blocks expanded, in order;
-    keys as ``supermask.convert.walk`` spells them ("block/dense")."""
-    for layer in model.layers:
-        if isinstance(layer, keras.Sequential):
-            yield from _flat_layers(layer, f"{prefix}{layer.name}/")
-        else:
-            yield f"{prefix}{layer.name}", layer
 
 
 def _layer_ops(layer, name):

@@ -16,7 +16,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
+
+from supermask import masks as M
 from supermask import paths, store
+from supermask.data import INPUT_SHAPES
+from supermask.models import build
 from supermask.errors import ConfigError
 from supermask.export.errors import ExportError
 
@@ -126,10 +131,6 @@ def load_model(run):
     ``weights_final.h5`` and ``masks.h5`` (masked models only: lottery levels and
     ``supermask.train`` runs).
     """
-    import keras
-
-    import supermask.layers  # noqa: F401 - registers our layer classes for deserialisation
-
     if not paths.model(run.folder).is_file():
         return _rebuild(run)
     try:
@@ -142,10 +143,6 @@ def load_model(run):
 
 
 def _rebuild(run):
-    from supermask import masks as M
-    from supermask.data import INPUT_SHAPES
-    from supermask.models import build
-
     h = run.hparams
     if "model" not in h or h.get("dataset") not in INPUT_SHAPES or "learner" in h:
         raise ExportError(f"{run.folder} has no {paths.model(run.folder).name}, and its hparams do not "

@@ -59,45 +59,8 @@ from keras import ops
 from supermask.errors import ConfigError
 from supermask.layers.masked import Conv1DOp, Conv2DOp, DenseOp, KernelLayer
 from supermask.layers.ste import bernoulli_mask, keep_count, straight_through, top_k_mask
+from supermask.settings.supermask import check_inference_mode, check_k, normalize_learner
 
-LEARNERS = ("bernoulli", "edge-popup")
-INFERENCE_MODES = ("deterministic", "sampled")
-
-
-def normalize_learner(learner):
-    """``"edge_popup"`` -> ``"edge-popup"``; unknown names raise ``ConfigError``."""
-    name = str(learner).lower().replace("_", "-")
-    if name not in LEARNERS:
-        raise ConfigError(
-            f"learner must be one of {', '.join(repr(n) for n in LEARNERS)}. Received: learner={learner!r}"
-        )
-    return name
-
-
-def check_k(k):
-    """``k`` as a float in (0, 1]; anything else raises ``ConfigError``."""
-    try:
-        value = float(k)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if isinstance(k, bool) or not 0.0 < value <= 1.0:
-        raise ConfigError(f"k must be in (0, 1]. Received: k={k!r}")
-    return value
-
-
-def check_inference_mode(mode, learner):
-    mode = str(mode).lower()
-    if mode not in INFERENCE_MODES:
-        raise ConfigError(
-            f"inference_mode must be one of {', '.join(repr(m) for m in INFERENCE_MODES)}. "
-            f"Received: inference_mode={mode!r}"
-        )
-    if mode == "sampled" and learner != "bernoulli":
-        raise ConfigError(
-            f"inference_mode='sampled' needs learner='bernoulli' (edge-popup masks are "
-            f"deterministic). Received: learner={learner!r}"
-        )
-    return mode
 
 
 def default_score_initializer(learner, seed):

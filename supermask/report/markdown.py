@@ -4,7 +4,7 @@ summary, an init sweep's best rows; each beside the figures it embeds."""
 import re
 from pathlib import Path
 
-from supermask.cli import percent
+from supermask.results import percent
 from supermask.report.labels import early_stop, early_stop_text, hparam, labels_of, run_label, stems_of
 
 

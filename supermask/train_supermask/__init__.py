@@ -32,12 +32,17 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from supermask import backend, identity
-from supermask.config import MAX_SEED, SupermaskConfig, config_hash, to_dict
-from supermask.engine import train_many
+from supermask import backend, identity, recipes
+from supermask.engine import EVAL_BATCH_SIZE, train_many
 from supermask.errors import ConfigError
-from supermask.train import (EVAL_BATCH_SIZE, check_output, claim_output, compile_model, config_for, load_data,
-                             make_optimizer, output_folder, save_run, summarize)
+from supermask.masks import get_masks, get_weights
+from supermask.models import build as build_model
+from supermask.models import set_inference_mode, supermask_layers
+from supermask.optimizers import compile_model, make_optimizer
+from supermask.results import percent
+from supermask.runs import check_output, claim_output, load_data, metrics_of, output_folder, save_run, settings_for
+from supermask.seeds import MAX_SEED
+from supermask.settings import SupermaskConfig, config_hash, to_dict
 
 
 def layer_options(config):
@@ -49,35 +54,32 @@ def layer_options(config):
         "inference_mode": config.inference,
     }
     if config.learner == "edge-popup":
-        options["k"] = config.resolved("k")
+        options["k"] = config.k
     else:
-        options["score_initializer"] = keras.initializers.Constant(config.resolved("score_init"))
-    weight_decay = config.resolved("weight_decay")
+        options["score_initializer"] = keras.initializers.Constant(config.score_init)
+    weight_decay = config.weight_decay
     if weight_decay:
         options["score_regularizer"] = keras.regularizers.L2(weight_decay / 2)
     return options
 
 
 def build(config, input_shape, num_classes=10):
-    """The compiled-ready (uncompiled) supermask model of ``config`` (a built-in, or your builder's
-    model converted by ``supermask.convert.supermask``)."""
-    from supermask.models import build as build_any
-
-    return build_any(config.model, input_shape, num_classes, seed=config.seed, kind="supermask",
+    """The compiled-ready (uncompiled) supermask model of resolved ``config`` (a built-in, or your
+    builder's model converted by ``supermask.convert.supermask``)."""
+    return build_model(config.model, input_shape, num_classes, seed=config.seed, kind="supermask",
                      supermask=layer_options(config))
 
 
 def optimizer_for(config, iterations):
-    """The optimiser of ``config`` (learner defaults where unset) for a run of ``iterations``."""
-    cosine = config.resolved("lr_schedule") == "cosine"
-    return make_optimizer(config.resolved_learning_rate(), name=config.resolved("optimizer"),
-                          momentum=config.resolved("momentum"), cosine_steps=iterations if cosine else None)
+    """The optimiser of resolved ``config`` (``recipes.resolve``: the learner's defaults filled in)
+    for a run of ``iterations``: a cosine schedule is Keras's ``CosineDecay`` to 0 (Ramanujan et al.)."""
+    cosine = config.lr_schedule == "cosine"
+    return make_optimizer(config.learning_rate, name=config.optimizer, momentum=config.momentum,
+                          cosine_steps=iterations if cosine else None)
 
 
 def density_report(model):
     """Per layer and in total: kept / size of the inference mask, and the expected density."""
-    from supermask.models import supermask_layers
-
     report, kept_all, size_all, expected_all = {}, 0, 0, 0.0
     for name, layer in supermask_layers(model).items():
         mask = layer.inference_mask()
@@ -101,8 +103,6 @@ def _evaluate(model, x, y, batch_size=EVAL_BATCH_SIZE):
 
 def final_evaluation(model, data, config):
     """Deterministic train/val/test metrics and, for bernoulli, the paper's sampled test metric."""
-    from supermask.models import set_inference_mode, supermask_layers
-
     set_inference_mode(model, "deterministic")
     final = {"deterministic": {}}
     for split, x, y in (("train", data.x_train, data.y_train), ("val", data.x_val, data.y_val),
@@ -139,7 +139,7 @@ def run(config=None, data_dir=None, out=None, verbose=1, overwrite=False, out_ro
     together (``train_many``: one program on JAX), each written as if it had run alone,
     to ``out/seed_<seed>`` (or ``out_root/<its hash>``).
     """
-    config = config_for(SupermaskConfig, config, model, **hparams)
+    config = settings_for(SupermaskConfig, config, model, **hparams)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"seeds must be an integer >= 1. Received: seeds={seeds!r}")
     if config.seed + seeds - 1 > MAX_SEED:
@@ -147,7 +147,7 @@ def run(config=None, data_dir=None, out=None, verbose=1, overwrite=False, out_ro
                           "(2**32 - 1); lower --seed or --seeds.")
     check_output(out, out_root, overwrite)
     data, config = load_data(config, data, data_dir)
-    configs = [dataclasses.replace(config, seed=config.seed + i).resolve(len(data.x_train)) for i in range(seeds)]
+    configs = [recipes.resolve(dataclasses.replace(config, seed=config.seed + i), data) for i in range(seeds)]
     probe = build(configs[0], data.input_shape, data.num_classes)  # the architecture, for the run's identity
     configs = [identity.identify(c, probe, data) for c in configs]
     outs = [output_folder(c, None if out is None else (Path(out) / f"seed_{c.seed}" if seeds > 1 else out),
@@ -160,9 +160,6 @@ def run(config=None, data_dir=None, out=None, verbose=1, overwrite=False, out_ro
 
 
 def _learn(configs, data, outs, verbose, overwrite, engine):
-    from supermask.cli import percent
-    from supermask.masks import get_masks, get_weights
-
     config = configs[0]
     keras.utils.set_random_seed(config.seed)
     models = [build(c, data.input_shape, data.num_classes) for c in configs]
@@ -180,17 +177,9 @@ def _learn(configs, data, outs, verbose, overwrite, engine):
     all_metrics = []
     for c, model, init, result, out in zip(configs, models, inits, results, outs):
         final = final_evaluation(model, data, c)
-        metrics = {
-            "backend": backend.name(),
-            "config_hash": config_hash(c),
-            "iterations": iterations,
-            "epochs": iterations * batch_size / len(data.x_train),
-            "seconds": result.seconds,
-            "summary": summarize(result.history, c.early_stop),
-            "final": final,
-            "density": density_report(model),
-            "history": result.history,
-        }
+        metrics = metrics_of(result, c.early_stop, config_hash=config_hash(c), iterations=iterations,
+                             epochs=iterations * batch_size / len(data.x_train), final=final,
+                             density=density_report(model))
         if out is not None:
             save_run(out, model, overwrite, hparams=to_dict(c), metrics=metrics, weights_init=init,
                      masks=get_masks(model))
@@ -205,32 +194,3 @@ def _learn(configs, data, outs, verbose, overwrite, engine):
                      f"(mean of {sampled['samples']} sampled masks)" if sampled else "")
                   + f"; mask density {density}" + (f"; results in {out}" if out else ""))
     return all_metrics
-
-
-def build_parser():
-    from supermask.cli import ArgumentParser, add_config_arguments, add_run_arguments
-
-    parser = ArgumentParser(
-        prog="python -m supermask.train_supermask",
-        description="Learn a supermask (Zhou et al. 2019: Bernoulli; Ramanujan et al. 2020: edge-popup) "
-                    "over frozen random weights and save the weights, scores, masks and metrics. "
-                    "The backend is chosen by KERAS_BACKEND.",
-    )
-    add_config_arguments(parser, SupermaskConfig)
-    parser.add_argument("--seeds", type=int, default=1, metavar="N",
-                        help="learn the masks of seeds SEED .. SEED+N-1 together (one program on JAX); each "
-                             "is written as if it had run alone, to OUT/seed_<seed> (default 1)")
-    add_run_arguments(parser, out_default="runs/supermask/<config hash>")
-    return parser
-
-
-def main(argv=None):
-    from supermask.cli import run_config_command
-
-    return run_config_command(argv, build_parser(), SupermaskConfig, run, "runs/supermask", extra=("seeds",))
-
-
-if __name__ == "__main__":
-    from supermask.cli import run_main
-
-    run_main(main)
