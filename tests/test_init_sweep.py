@@ -178,17 +178,17 @@ def test_help_documents_every_flag(capsys):
 
 def test_missing_run_folder_and_files_are_clear_errors(tmp_path, capsys):
     with pytest.raises(SupermaskError, match="does not exist.*supermask.train"):
-        S.load_run(tmp_path / "nope")
+        S.load_trained(tmp_path / "nope")
     store.save_arrays(paths.weights_init(tmp_path), {"fc1/kernel": np.zeros((2, 2))})
     with pytest.raises(SupermaskError) as exc:
-        S.load_run(tmp_path)
+        S.load_trained(tmp_path)
     assert str(paths.weights_final(tmp_path)) in str(exc.value) and "supermask.train" in str(exc.value)
     store.save_arrays(paths.weights_final(tmp_path), {"fc1/kernel": np.zeros((2, 2))})
     with pytest.raises(SupermaskError, match="No hparams.json in .*supermask.train"):
-        S.load_run(tmp_path)
+        S.load_trained(tmp_path)
     store.write_json(paths.hparams(tmp_path), {"model": "fc"})
     with pytest.raises(SupermaskError, match="lacks dataset, validation_size"):
-        S.load_run(tmp_path)
+        S.load_trained(tmp_path)
     # Through the CLI: one line, exit status 2, no traceback.
     with pytest.raises(SystemExit) as exit_info:
         run_main(cli.main, [str(tmp_path / "nope"), "--quiet"])
@@ -426,4 +426,4 @@ def test_pruned_runs_are_refused(run_dir, tmp_path):
     masks["fc2"][0, 0] = False
     store.save_arrays(paths.masks(tmp_path), masks)
     with pytest.raises(ConfigError, match="needs a dense run"):
-        S.load_run(tmp_path)
+        S.load_trained(tmp_path)

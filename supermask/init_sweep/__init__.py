@@ -57,13 +57,13 @@ from supermask.init_sweep.evaluation import build_eval_model, evaluate, layer_ki
 from supermask.init_sweep.output import best_points, output_paths, summary_lines, write_results
 from supermask.init_sweep.schedule import (check_cutoffs, default_schedule, keep_counts, kind_rates, layer_rates,
                                            masks_from_rankings, point_rng, rankings, resolve_schedule)
-from supermask.init_sweep.source import HPARAMS_KEYS, Run, find_hparams, load_run
+from supermask.init_sweep.source import HPARAMS_KEYS, Run, find_hparams, load_trained
 from supermask.settings.init_sweep import DEFAULT_POWERS, SPLITS, InitSweepConfig, InitSweepSettings
 
 __all__ = [
     "DEFAULT_POWERS", "EVAL_BATCH_SIZE", "HPARAMS_KEYS", "SPLITS", "InitSweepConfig", "InitSweepSettings", "Run",
     "best_points", "build_eval_model", "check_cutoffs", "default_schedule", "evaluate",
-    "find_hparams", "keep_counts", "kind_rates", "layer_kinds", "layer_rates", "load_run", "log_softmax",
+    "find_hparams", "keep_counts", "kind_rates", "layer_kinds", "layer_rates", "load_trained", "log_softmax",
     "masks_from_rankings", "output_paths", "point_rng", "rankings", "resolve_schedule", "run", "split_arrays",
     "summary_lines", "sweep", "write_results",
 ]

@@ -12,7 +12,7 @@ from supermask.init_sweep.evaluation import build_eval_model, evaluate, layer_ki
 from supermask.init_sweep.output import output_paths, row, summary_lines, write_results
 from supermask.init_sweep.schedule import (join, keep_counts, kind_rates, layer_rates, masks_from_rankings,
                                            point_rng, rankings, resolve_schedule)
-from supermask.init_sweep.source import load_run
+from supermask.init_sweep.source import load_trained
 from supermask.masks import kernels, set_masks, set_weights
 from supermask.results import percent
 from supermask.settings.init_sweep import InitSweepConfig
@@ -42,7 +42,7 @@ def run(run_dir, config=None, *, data=None, data_dir=None, out=None, verbose=1):
     if out is not False:
         for path in output_paths(out, run_dir):
             store.check_output_file(path, "the sweep results")
-    source = load_run(run_dir)
+    source = load_trained(run_dir)
     model_name = source.hparams["model"]
     if data is None:
         data = load_dataset(source.hparams["dataset"], data_dir=data_dir,

@@ -41,8 +41,9 @@ def find_hparams(run_dir) -> Path:
     )
 
 
-def load_run(run_dir) -> Run:
-    """Read a run folder (see ``Run``); clear SupermaskError for anything missing."""
+def load_trained(run_dir) -> Run:
+    """The weights and hparams of the trained dense run in ``run_dir`` (see ``Run``; a run's metrics are
+    ``supermask.results.load_run``'s); clear SupermaskError for anything missing."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise SupermaskError(

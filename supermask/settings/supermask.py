@@ -8,10 +8,9 @@ by ``supermask.recipes.resolve``); ``SupermaskSettings``: the learner and its op
 from dataclasses import dataclass
 
 from supermask.errors import ConfigError
-from supermask.seeds import check_seed
-from supermask.settings.fields import (finite, non_default_dict, one_of, option, positive,
-                                       positive_int, set_ints, snake, unset)
-from supermask.settings.training import EARLY_STOP_CRITERIA, OPTIMIZERS, DatasetSettings, ModelSettings, identity_fields
+from supermask.settings.fields import finite, non_default_dict, option, positive_int, set_ints, snake, unset
+from supermask.settings.training import (OPTIMIZERS, DatasetSettings, ModelSettings, check_budget, early_stop_option,
+                                         identity_fields)
 
 LEARNERS = ("bernoulli", "edge-popup")
 INFERENCE_MODES = ("deterministic", "sampled")
@@ -68,23 +67,13 @@ class SupermaskTraining:
                                 "edge-popup 1e-4)")
     lr_schedule: str = unset("learning-rate schedule (default: bernoulli constant, edge-popup cosine)",
                              choices=lambda: LR_SCHEDULES)
-    early_stop: str = option("val_loss", "the early-stopping iteration a run is read at: val_loss, the iteration of "
-                                         "minimum validation loss (Frankle & Carbin 2019, App. C), or val_accuracy, "
-                                         "of maximum validation accuracy", choices=lambda: EARLY_STOP_CRITERIA)
+    early_stop: str = early_stop_option()
 
     def __post_init__(self):
         self._check_score_training()
 
     def _check_score_training(self):
-        positive(self, "epochs", "learning_rate")
-        positive_int(self, "iterations", "batch_size", "eval_every")
-        check_seed(self.seed)
-        set_ints(self, "seed", "iterations", "batch_size", "eval_every")
-        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be sgd or adam. Received: optimizer={self.optimizer!r}")
-        one_of(self, "lr_schedule", LR_SCHEDULES)
-        finite(self, "momentum", "weight_decay", minimum=0)
-        one_of(self, "early_stop", EARLY_STOP_CRITERIA)
+        check_budget(self, LR_SCHEDULES)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,27 @@ TRAIN_SCHEDULES = ("constant", "step", "cosine")
 EARLY_STOP_CRITERIA = tuple(early_stop.CRITERIA)
 
 
+def early_stop_option():
+    """The ``early_stop`` field every training section has (a fresh ``Field`` per class)."""
+    return option("val_loss", "the early-stopping iteration a run is read at: val_loss, the iteration of minimum "
+                              "validation loss (Frankle & Carbin 2019, App. C), or val_accuracy, of maximum "
+                              "validation accuracy", choices=lambda: EARLY_STOP_CRITERIA)
+
+
+def check_budget(settings, schedules):
+    """The checks every training section shares: budget, batch, rate, seed, optimiser, schedule,
+    momentum and weight decay, early stopping."""
+    positive(settings, "epochs", "learning_rate")
+    positive_int(settings, "iterations", "batch_size", "eval_every")
+    check_seed(settings.seed)
+    set_ints(settings, "seed", "iterations", "batch_size", "eval_every")
+    if settings.optimizer is not None and settings.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"optimizer must be sgd or adam. Received: optimizer={settings.optimizer!r}")
+    one_of(settings, "lr_schedule", schedules)
+    finite(settings, "momentum", "weight_decay", minimum=0)
+    one_of(settings, "early_stop", EARLY_STOP_CRITERIA)
+
+
 def dataset_name(value):
     """``"Fashion-MNIST"`` -> ``"fashion_mnist"`` (in-memory names are kept as they are)."""
     return value if is_in_memory(value) else str(value).strip().lower().replace("-", "_")
@@ -106,22 +127,14 @@ class TrainingSettings:
     warmup: int = unset("iterations of linear learning-rate warm-up from 0 (default 0)")
     augment: bool = unset("random crop (4-pixel zero padding) and horizontal flip of the training images, on the "
                           "device, seeded (default: the model's: off; resnet20 / vgg16 on)")
-    early_stop: str = option("val_loss", "the early-stopping iteration a run is read at: val_loss, the iteration of "
-                                         "minimum validation loss (Frankle & Carbin 2019, App. C), or val_accuracy, "
-                                         "of maximum validation accuracy", choices=lambda: EARLY_STOP_CRITERIA)
+    early_stop: str = early_stop_option()
 
     def __post_init__(self):
         self._check_training()
 
     def _check_training(self):
-        positive(self, "epochs", "learning_rate", "gamma")
-        positive_int(self, "iterations", "batch_size", "eval_every")
-        check_seed(self.seed)
-        set_ints(self, "seed", "iterations", "batch_size", "eval_every")
-        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"optimizer must be sgd or adam. Received: optimizer={self.optimizer!r}")
-        one_of(self, "lr_schedule", TRAIN_SCHEDULES)
-        finite(self, "momentum", "weight_decay", minimum=0)
+        check_budget(self, TRAIN_SCHEDULES)
+        positive(self, "gamma")
         if self.warmup is not None and (not is_int(self.warmup) or self.warmup < 0):
             raise ConfigError(f"warmup must be an integer >= 0 (iterations). Received: warmup={self.warmup!r}")
         set_ints(self, "warmup")
@@ -129,7 +142,6 @@ class TrainingSettings:
             raise ConfigError(f"augment must be true or false. Received: augment={self.augment!r}")
         if self.milestones is not None:
             object.__setattr__(self, "milestones", ints_list(self.milestones))
-        one_of(self, "early_stop", EARLY_STOP_CRITERIA)
 
 
 def identity_fields(settings, fields):
