@@ -1,6 +1,6 @@
 """Learn a supermask over frozen random weights: ``python -m supermask.train_supermask``.
 
-Builds the model with supermask layers (``models.build_model(kind="supermask")``),
+Builds the model with supermask layers (``models.build(kind="supermask")``),
 trains only their scores through the one training seam (``train.train_model``), and
 writes the same output layout as ``supermask.train``: ``hparams.json``,
 ``weights_init.h5`` / ``weights_final.h5`` (``"layer/kernel"``, ``"layer/bias"``,
@@ -46,7 +46,7 @@ from supermask.settings import SupermaskConfig, config_hash, to_dict
 
 
 def layer_options(config):
-    """The ``SupermaskLayer`` options of ``config`` (for ``build_model(supermask=...)``)."""
+    """The ``SupermaskLayer`` options of ``config`` (for ``models.build(kind="supermask", supermask=...)``)."""
     options = {
         "learner": config.learner,
         "signed_constant": config.weights == "signed_constant",
