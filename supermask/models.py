@@ -131,6 +131,13 @@ def build(name, input_shape, num_classes=10, seed=0, kind="masked", freeze_prune
     return convert.supermask(model, seed=seed, **options)
 
 
+def build_model(name, input_shape, num_classes=10, seed=0, freeze_pruned=False, kind="masked", supermask=None):
+    """``build`` under its earlier name and argument order (``freeze_pruned`` before ``kind``), for code
+    written against it: the same one path, nothing checked twice."""
+    return build(name, input_shape, num_classes, seed=seed, kind=kind, freeze_pruned=freeze_pruned,
+                 supermask=supermask)
+
+
 def _call_builder(name, input_shape, num_classes, seed):
     """The plain (or already masked) Keras model of builder ``name``, built and checked to give logits."""
     fn = builder(name if is_builder(name) else get_spec(name).builder)

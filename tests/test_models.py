@@ -7,7 +7,7 @@ import pytest
 from supermask import masks as M
 from supermask.errors import ConfigError
 from supermask.models import MODELS, get_spec, prunable_layers
-from supermask.models import build as build_model
+from supermask.models import build
 
 EXPECTED = {  # (input shape, prunable layer names, number of kernel weights)
     "fc": ((28, 28, 1), ["fc1", "fc2", "output"], 784 * 300 + 300 * 100 + 100 * 10),
@@ -24,7 +24,7 @@ EXPECTED = {  # (input shape, prunable layer names, number of kernel weights)
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_architecture_layers_and_sizes(name):
     shape, names, kernel_weights = EXPECTED[name]
-    model = build_model(name, shape)
+    model = build(name, shape)
     assert list(prunable_layers(model)) == names
     assert sum(k.size for k in M.kernels(M.get_weights(model)).values()) == kernel_weights
     assert tuple(model.outputs[0].shape) == (None, 10)
@@ -37,9 +37,9 @@ def test_paper_defaults():
 
 
 def test_seed_fixes_initial_weights():
-    a = M.get_weights(build_model("fc", (28, 28, 1), seed=3))
-    b = M.get_weights(build_model("fc", (28, 28, 1), seed=3))
-    c = M.get_weights(build_model("fc", (28, 28, 1), seed=4))
+    a = M.get_weights(build("fc", (28, 28, 1), seed=3))
+    b = M.get_weights(build("fc", (28, 28, 1), seed=3))
+    c = M.get_weights(build("fc", (28, 28, 1), seed=4))
     for key in a:
         np.testing.assert_array_equal(a[key], b[key])
     assert not np.array_equal(a["fc1/kernel"], c["fc1/kernel"])
@@ -49,7 +49,7 @@ def test_seed_fixes_initial_weights():
 
 
 def test_weights_and_masks_round_trip_through_numpy_dicts(tmp_path):
-    model = build_model("conv2", (12, 12, 1))
+    model = build("conv2", (12, 12, 1))
     rng = np.random.default_rng(0)
     weights = {k: rng.normal(size=v.shape).astype("float32") for k, v in M.get_weights(model).items()}
     masks = {k: rng.random(v.shape) < 0.4 for k, v in M.kernels(weights).items()}
@@ -70,7 +70,7 @@ def test_weights_and_masks_round_trip_through_numpy_dicts(tmp_path):
 def test_bad_names_and_shapes_are_refused():
     with pytest.raises(ConfigError, match="Valid models: fc, conv2, conv4, conv6"):
         get_spec("resnet")
-    model = build_model("fc", (28, 28, 1))
+    model = build("fc", (28, 28, 1))
     with pytest.raises(ConfigError, match="Valid keys"):
         M.set_weights(model, {"fc9/kernel": np.zeros((1, 1))})
     with pytest.raises(ConfigError, match=r"must have shape \(784, 300\)"):
@@ -80,4 +80,14 @@ def test_bad_names_and_shapes_are_refused():
     with pytest.raises(ConfigError, match="Valid layers: fc1, fc2, output"):
         M.set_masks(model, {"conv1": np.ones((3, 3))})
     with pytest.raises(ConfigError, match="height, width, channels"):
-        build_model("fc", (784,))
+        build("fc", (784,))
+
+
+def test_build_model_is_build_under_its_earlier_name_and_argument_order():
+    from supermask.models import build_model  # the earlier name, kept for code written against it
+
+    old = build_model("fc", (8, 8, 1), 10, 2, True)  # positional freeze_pruned, as earlier versions took it
+    new = build("fc", (8, 8, 1), 10, seed=2, freeze_pruned=True)
+    assert all(layer.freeze_pruned for layer in prunable_layers(old).values())
+    a, b = M.get_weights(old), M.get_weights(new)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)

@@ -23,11 +23,13 @@ from supermask.models import build
 from supermask.optimizers import compile_model, make_optimizer, recipe_optimizer  # noqa: F401 (re-exported)
 from supermask.results import percent
 from supermask.runs import check_output, claim_output, load_data, metrics_of, output_folder, save_run, settings_for
+from supermask.runs import settings_for as config_for
 from supermask.settings import TrainConfig, config_hash, to_dict
 
-# The training seam's names, importable from here as before.
-__all__ = ["EVAL_BATCH_SIZE", "TrainResult", "batch_order", "compile_model", "make_optimizer", "recipe_optimizer",
-           "run", "summarize", "train_many", "train_model"]
+# The training seam's names, importable from here as before (``config_for`` / ``load_data``: the Python
+# API's inputs, ``supermask.runs.settings_for`` / ``runs.load_data``).
+__all__ = ["EVAL_BATCH_SIZE", "TrainResult", "batch_order", "compile_model", "config_for", "load_data",
+           "make_optimizer", "recipe_optimizer", "run", "summarize", "train_many", "train_model"]
 
 def train_model(model, data, *, iterations, batch_size, seed=0, eval_every=100,
                 snapshot_iterations=(), start_iteration=0, verbose=1, engine=None, weight_decay=0.0, augment=False):
