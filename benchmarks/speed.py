@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+import conv_speed
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "speed.json"
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -251,13 +253,18 @@ def note(model_name, what, value):
     return value
 
 
-def measure_backend(steps_fc, steps_conv, repeats, ks, models):
+def measure_backend(steps_fc, steps_conv, repeats, ks, models, conv=(), conv_steps=10, former_steps=2,
+                    lottery_iterations=0):
     import keras
 
     from supermask import backend
     from supermask.engine import train_many
 
-    out = {"backend": backend.name(), "models": {}}
+    out = {"backend": backend.name(), "models": {}, "conv": {}}
+    for model_name in conv:  # seconds per step, side by side (conv_speed.py)
+        out["conv"][model_name] = conv_speed.measure(model_name, conv_steps, repeats, former_steps)
+    if lottery_iterations:
+        out["lottery"] = conv_speed.lottery_wall(lottery_iterations)
     for model_name in models:
         data, source = dataset(model_name)
         # A run is a whole number of 100-step evaluation periods (fc: 900 of an epoch's 917).
@@ -370,23 +377,33 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backends", default=",".join(BACKENDS), help="comma list (default: all installed)")
     parser.add_argument("--models", default=None,
-                        help="comma list of fc, conv2 (default: both on a GPU machine, fc alone on a CPU: a "
-                             "conv2 step takes ~0.4 s on a 2-core CPU)")
+                        help="comma list of fc, conv2 timed per epoch with K tickets (default: both on a GPU machine, "
+                             "fc alone on a CPU: a conv2 step takes ~0.3 s on a 2-core CPU); none for neither")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per number; the median is kept")
     parser.add_argument("--steps-fc", type=int, default=None,
                         help="steps per fc run, a multiple of 100 (default 900, about one epoch)")
     parser.add_argument("--steps-conv", type=int, default=200,
                         help="steps per conv2 run, a multiple of 100 (default 200)")
     parser.add_argument("--ks", default=",".join(map(str, KS)), help="K values for train_many (default 1,8,64)")
+    parser.add_argument("--conv", default="conv2,resnet20",
+                        help="conv nets timed per step against each backend's references (conv_speed.py); '' for none")
+    parser.add_argument("--conv-steps", type=int, default=10, help="steps per timed conv chunk (default 10)")
+    parser.add_argument("--former-steps", type=int, default=2,
+                        help="steps per chunk of the engine's former conv form (slow on a CPU; 0 skips it)")
+    parser.add_argument("--lottery-iterations", type=int, default=0,
+                        help="if > 0, also time a resnet20 lottery on Fashion-MNIST (2 levels with control) "
+                             "of this many iterations per level")
     parser.add_argument("--out", default=str(RESULTS), help=f"JSON output (default {RESULTS.relative_to(ROOT)})")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     ks = [int(k) for k in args.ks.split(",")]
     args.models = args.models or ("fc,conv2" if machine()["gpu"] else "fc")
-    models = args.models.split(",")
+    models = [] if args.models == "none" else args.models.split(",")
     if args.worker:
-        result = measure_backend(args.steps_fc, args.steps_conv, args.repeats, ks, models)
+        conv = [m for m in args.conv.split(",") if m]
+        result = measure_backend(args.steps_fc, args.steps_conv, args.repeats, ks, [m for m in models if m], conv,
+                                 args.conv_steps, args.former_steps, args.lottery_iterations)
         Path(args.worker_out).write_text(json.dumps(result))
         return
     results = []
@@ -397,7 +414,9 @@ def main():
         with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
             path = tmp.name
         cmd = [sys.executable, __file__, "--worker", name, "--worker-out", path, "--repeats", str(args.repeats),
-               "--steps-conv", str(args.steps_conv), "--ks", args.ks, "--models", args.models]
+               "--steps-conv", str(args.steps_conv), "--ks", args.ks, "--models", args.models, "--conv", args.conv,
+               "--conv-steps", str(args.conv_steps), "--former-steps", str(args.former_steps),
+               "--lottery-iterations", str(args.lottery_iterations)]
         if args.steps_fc:
             cmd += ["--steps-fc", str(args.steps_fc)]
         print(f"measuring {name}...", flush=True)
@@ -414,6 +433,9 @@ def main():
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
     print(table(results))
+    print("\nConvolutional nets, seconds per training step (conv_speed.py):")
+    print(conv_speed.table(results))
+    print(conv_speed.lottery_table(results))
     print(f"\nmachine: {report['machine']}\nwrote {out}")
 
 

@@ -12,6 +12,7 @@ reference ``Program`` instead (``supermask.engine.fit``: Keras ``fit`` per chunk
 ``evaluate`` at each record point, one model at a time).
 """
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import numpy as np
 from supermask import backend
 from supermask.engine import fit
 from supermask.engine.augment import AugmentStream
-from supermask.engine.program import compiled_loss
+from supermask.engine.program import FORM_VARIABLE, compiled_loss
 from supermask.errors import ConfigError, TrainingError
 from supermask.masks import get_weights
 from supermask.specs import DEFAULT_ENGINE, ENGINES
@@ -129,9 +130,10 @@ def check_engine(engine):
     return engine
 
 
-def program_for(models, data, batch_size, engine=DEFAULT_ENGINE, weight_decay=0.0, augment=False):
+def program_for(models, data, batch_size, engine=DEFAULT_ENGINE, weight_decay=0.0, augment=False, form=None):
     """The ``Program`` of ``engine`` (the active backend's compiled one, or ``fit``), training
-    with the loss ``models[0]`` was compiled with (``compiled_loss``)."""
+    with the loss ``models[0]`` was compiled with (``compiled_loss``), in program ``form``
+    (for the compiled engine: else ``$SUPERMASK_ENGINE_FORM``, else the backend's choice)."""
     name = backend.name()
     if engine == "fit":
         module = fit
@@ -143,12 +145,14 @@ def program_for(models, data, batch_size, engine=DEFAULT_ENGINE, weight_decay=0.
         from supermask.engine import torch as module  # lazy: PyTorch is an optional backend
     else:
         raise ConfigError(f"No compiled engine for KERAS_BACKEND={name}; pass engine='fit'.")
+    if engine != "fit":
+        form = form or os.environ.get(FORM_VARIABLE) or None
     return module.Program(models, data, batch_size, loss=compiled_loss(models[0]), weight_decay=float(weight_decay),
-                          augment=bool(augment))
+                          augment=bool(augment), form=form)
 
 
 def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, snapshot_iterations=(),
-               start_iteration=0, verbose=1, engine=None, weight_decay=0.0, augment=False):
+               start_iteration=0, verbose=1, engine=None, weight_decay=0.0, augment=False, form=None):
     """Train compiled ``models`` (one architecture) together; one ``TrainResult`` per model.
 
     Args:
@@ -170,6 +174,9 @@ def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, s
             weight, added to the loss (PyTorch SGD's coupled ``weight_decay``).
         augment: random crop and flip of every training batch (``supermask.engine.augment``),
             its choices drawn per model from its seed; needs images (H, W, C).
+        form: the compiled engine's program form (``FORMS`` of ``supermask.engine.<backend>``),
+            else ``$SUPERMASK_ENGINE_FORM``, else the fastest for the platform and model. Every
+            form gives the same results; it is a speed choice, not part of an experiment.
 
     Raises ``TrainingError`` if a loss becomes NaN or infinite.
     """
@@ -182,7 +189,7 @@ def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, s
         raise ConfigError(f"augment crops and flips images (H, W, C); this data has examples of shape "
                           f"{data.input_shape}. Turn --augment off.")
     start = time.perf_counter()
-    program = program_for(models, data, batch_size, check_engine(engine), weight_decay, augment)
+    program = program_for(models, data, batch_size, check_engine(engine), weight_decay, augment, form)
     streams = [BatchStream(len(data.x_train), batch_size, s) for s in seeds]
     crops = [AugmentStream(batch_size, s) for s in seeds] if augment else []
     for stream in (*streams, *crops):

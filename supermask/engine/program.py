@@ -38,15 +38,25 @@ class Program(abc.ABC):
             variable, added to the training loss (not to the evaluation loss).
         augment: whether the training batches are cropped and flipped
             (``supermask.engine.augment``; then ``train_chunk`` gets the choices too).
+        form: the program form to run (each backend's ``FORMS``), or None to let the
+            backend choose the fastest for the platform and model (``choose_form``);
+            every form gives the same results. The form run is ``self.form``.
 
     The training loss of a step is ``loss(y, logits)`` plus the model's layer losses
     (``model.losses``, e.g. L2 on supermask scores) plus the weight decay; its accuracy is
     the fraction of the batch whose argmax logit is the label.
     """
 
-    def __init__(self, models, data, batch_size, *, loss, weight_decay=0.0, augment=False):
+    FORMS = ("default",)
+
+    def __init__(self, models, data, batch_size, *, loss, weight_decay=0.0, augment=False, form=None):
         self.models, self.data, self.batch_size = list(models), data, int(batch_size)
         self.loss, self.weight_decay, self.augment = loss, float(weight_decay), bool(augment)
+        self.form = choose_form(self.FORMS, self.default_form(), form)
+
+    def default_form(self):
+        """The form this backend runs on this platform for these models when none is asked for."""
+        return self.FORMS[0]
 
     @abc.abstractmethod
     def train_chunk(self, indices):
@@ -189,3 +199,24 @@ def strip_config(config):
     if isinstance(config, (list, tuple)):
         return [strip_config(v) for v in config]
     return config
+
+
+FORM_VARIABLE = "SUPERMASK_ENGINE_FORM"  # overrides a backend's choice of program form
+
+
+def has_convolutions(model):
+    """Whether ``model`` has a convolution: a trainable variable of rank 3 or more (a Conv1D/2D/3D
+    kernel, masked or not). The engines choose their program form by it (see ``choose_form``)."""
+    return any(len(v.shape) >= 3 for v in model.trainable_variables)
+
+
+def choose_form(forms, default, requested=None):
+    """The program form to run: ``requested``, else ``default``; ConfigError naming the valid
+    ``forms`` for any other value. The driver passes ``$SUPERMASK_ENGINE_FORM`` as ``requested``
+    to the compiled engine when the caller names no form."""
+    form = requested or default
+    if form not in forms:
+        raise ConfigError(f"Unknown engine form {form!r} for KERAS_BACKEND={keras.backend.backend()}: valid forms "
+                          f"are {', '.join(forms)} (set by {FORM_VARIABLE} or form=; unset it to let the engine "
+                          f"choose).")
+    return form

@@ -26,6 +26,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from supermask import backend
 from supermask.errors import ConfigError
 
 
@@ -259,8 +260,8 @@ class ConvOp:
             left = self.dilation_rate[0] * (self.kernel_size[0] - 1)
             pads = [[0, 0], [left, 0], [0, 0]] if self.data_format == "channels_last" else [[0, 0], [0, 0], [left, 0]]
             inputs, padding = ops.pad(inputs, pads), "valid"
-        return ops.conv(inputs, kernel, strides=list(self.strides), padding=padding,
-                        dilation_rate=self.dilation_rate, data_format=self.data_format)
+        return backend.conv(inputs, kernel, strides=list(self.strides), padding=padding,
+                            dilation_rate=self.dilation_rate, data_format=self.data_format)
 
     def add_bias(self, outputs, bias):
         if self.data_format == "channels_last":
