@@ -24,7 +24,8 @@ def conv2(channels, rng):
     p = {"c1": _conv(channels, 64, 3, rng), "c2": _conv(64, 64, 3, rng), "b1": torch.zeros(64), "b2": torch.zeros(64)}
     widths = [(16 * 16 * 64, 256), (256, 256), (256, 10)]
     for i, (a, b) in enumerate(widths):
-        p[f"d{i}"], p[f"e{i}"] = torch.tensor(rng.normal(0, (1 / a) ** 0.5, (b, a)), dtype=torch.float32), torch.zeros(b)
+        p[f"d{i}"] = torch.tensor(rng.normal(0, (1 / a) ** 0.5, (b, a)), dtype=torch.float32)
+        p[f"e{i}"] = torch.zeros(b)
     masks = {k: _mask(v.shape, rng) for k, v in p.items() if k[0] in "cd"}
 
     def forward(p, x, state, training):
@@ -59,7 +60,8 @@ def resnet20(channels, rng, width=16):
                 conv_bn(name + "sc", cin, filters, 1)
             plan.append((name, 2 if down else 1, down or cin != filters))
             cin = filters
-    p["out"], p["out_b"] = torch.tensor(rng.normal(0, (1 / cin) ** 0.5, (10, cin)), dtype=torch.float32), torch.zeros(10)
+    p["out"] = torch.tensor(rng.normal(0, (1 / cin) ** 0.5, (10, cin)), dtype=torch.float32)
+    p["out_b"] = torch.zeros(10)
     masks = {k: _mask(v.shape, rng) for k, v in p.items() if v.ndim == 4 or k == "out"}
 
     def cbn(p, state, name, x, stride, training):

@@ -25,7 +25,7 @@ from pathlib import Path
 from supermask.errors import ConfigError, SupermaskError
 
 # Passed on to every task's process (Ray workers do not inherit the driver's environment).
-ENV_VARS = ("KERAS_BACKEND", "SUPERMASK_DATA", "SUPERMASK_CACHE", "SUPERMASK_CUDA_GRAPHS")
+ENV_VARS = ("KERAS_BACKEND", "SUPERMASK_DATA", "SUPERMASK_CACHE", "SUPERMASK_CUDA_GRAPHS", "SUPERMASK_ENGINE_FORM")
 
 
 def get(name):

@@ -147,8 +147,10 @@ def test_models_stay_readable_while_their_program_trains_and_get_its_state_on_sy
 
 
 @pytest.mark.skipif(backend.name() != "torch", reason="the PyTorch engine's fused BatchNormalization")
-@pytest.mark.parametrize("shape, axis, center, scale", [((16, 5, 5, 6), -1, True, True), ((16, 6, 5, 5), 1, True, False),
-                                                        ((32, 6), -1, False, True), ((1, 6), -1, True, True)])
+@pytest.mark.parametrize("shape, axis, center, scale", [
+    ((16, 5, 5, 6), -1, True, True), ((16, 6, 5, 5), 1, True, False), ((32, 6), -1, False, True),
+    ((1, 6), -1, True, True),  # one value per channel: Keras's own call
+])
 def test_fused_batch_norm_is_kerass_up_to_rounding(shape, axis, center, scale):
     import torch
 

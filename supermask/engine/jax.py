@@ -17,8 +17,8 @@ the device). Two choices make a form, written ``<steps>-<models>``:
   ``loop`` keeps every convolution at the top level of its computation, where XLA:CPU
   gives it its fast layout. Inside a loop body XLA:CPU leaves the backward convolutions
   on a naive path (measured on a 2-core CPU: one conv layer's forward and backward 89 ms
-  as a plain jitted call, 5.9 s in a ``scan``), so on a CPU a conv net's step is 20-40×
-  faster in ``loop`` form.
+  as a plain jitted call, 5.9 s in a ``scan``), so on a CPU a conv net's step is 13-57×
+  faster in ``loop`` form (resnet20, conv2; ``benchmarks/speed.py``).
 * models: ``vmap``, the K states stacked on a leading axis and one ``vmap``ped program
   (evaluated ``eval_group`` models at a time: 64 conv tickets at once would need tens
   of GiB of activations), or ``each``, one program per model, run one model after the
@@ -104,16 +104,16 @@ class Program(program.Program):
             while len(_CACHE) >= _CACHE_SIZE:
                 _CACHE.pop(next(iter(_CACHE)))
             _CACHE[key] = (data, _compile(self.models[0], data, count, loss, self.weight_decay, self.augment, steps))
-        self.splits, self._chunk, self._evaluate = _CACHE[key][1]
+        self.splits, self.train_data, self._chunk, self._evaluate = _CACHE[key][1]
 
     def train_chunk(self, indices):
         indices = np.asarray(indices)
         if self.stacked:
-            self.states[0], sums = self._chunk(self.states[0], indices)
+            self.states[0], sums = self._chunk(self.states[0], indices, self.train_data)
             return np.asarray(sums, dtype=np.float64)
         out = []
         for k, state in enumerate(self.states):  # one model after the other: each as if alone
-            self.states[k], sums = self._chunk(state, indices[k])
+            self.states[k], sums = self._chunk(state, indices[k], self.train_data)
             out.append(sums)
         return np.stack([np.asarray(s, dtype=np.float64) for s in out])
 
@@ -142,16 +142,20 @@ class Program(program.Program):
 
 
 def _compile(model, data, count, loss_fn, weight_decay, augment, steps):
-    """``(eval splits on the device, chunk, evaluation)`` for ``count`` models shaped like
-    ``model`` (any model of that architecture may lend its structure): ``chunk(state,
-    indices) -> (state, sums)`` and ``evaluate(state, x, y, w) -> (state, means)``, with a
-    leading axis of ``count`` on the state, indices and results when ``count > 1``."""
-    x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+    """``(eval splits on the device, training split on the device, chunk, evaluation)`` for
+    ``count`` models shaped like ``model`` (any model of that architecture may lend its
+    structure): ``chunk(state, indices, (x_train, y_train)) -> (state, sums)`` and
+    ``evaluate(state, x, y, w) -> (state, means)``, with a leading axis of ``count`` on the
+    state, indices and results when ``count > 1``. The data are arguments, not constants
+    closed over: XLA would fold a constant training split into the program (conv2 on
+    CIFAR-shaped data compiled in 11 s that way, against 1 s)."""
+    train_data = (jnp.asarray(data.x_train), jnp.asarray(data.y_train))
     splits = {k: tuple(jnp.asarray(a) for a in v) for k, v in program.eval_splits(data).items()}
     optimizer = model.optimizer
 
-    def step(state, idx):
+    def step(state, idx, train_data):
         """One training step of one model: ``(state, (loss, accuracy))``."""
+        x_train, y_train = train_data
         trainable, non_trainable, opt_vars = state
         if augment:
             idx, choices = idx[:, 0], idx[:, 1:]
@@ -193,22 +197,24 @@ def _compile(model, data, count, loss_fn, weight_decay, augment, steps):
 
     group = eval_group(model, count)
     if steps == "scan":
-        def chunk_one(state, indices):
-            state, (losses, accuracies) = jax.lax.scan(step, state, indices)
+        def chunk_one(state, indices, train_data):
+            state, (losses, accuracies) = jax.lax.scan(lambda s, idx: step(s, idx, train_data), state, indices)
             return state, jnp.stack([losses.sum(), accuracies.sum()])
 
         if count == 1:
-            return splits, jax.jit(chunk_one, donate_argnums=0), jax.jit(evaluate_one, donate_argnums=0)
+            return (splits, train_data, jax.jit(chunk_one, donate_argnums=0),
+                    jax.jit(evaluate_one, donate_argnums=0))
 
         def evaluate_all(state, x, y, w):  # `group` models at a time, vmapped within a group
             return jax.lax.map(lambda s: evaluate_one(s, x, y, w), state, batch_size=group)
 
-        return splits, jax.jit(jax.vmap(chunk_one), donate_argnums=0), jax.jit(evaluate_all, donate_argnums=0)
+        return (splits, train_data, jax.jit(jax.vmap(chunk_one, in_axes=(0, 0, None)), donate_argnums=0),
+                jax.jit(evaluate_all, donate_argnums=0))
 
-    batched_step = jax.vmap(step) if count > 1 else step
+    batched_step = jax.vmap(step, in_axes=(0, 0, None)) if count > 1 else step
 
-    def accumulate(state, sums, idx):
-        state, (loss, accuracy) = batched_step(state, idx)
+    def accumulate(state, sums, idx, train_data):
+        state, (loss, accuracy) = batched_step(state, idx, train_data)
         return state, sums + jnp.stack([loss, accuracy], axis=-1)
 
     def accumulate_eval(state, sums, xb, yb, wb):
@@ -222,13 +228,13 @@ def _compile(model, data, count, loss_fn, weight_decay, augment, steps):
     eval_jit = jax.jit(accumulate_eval, donate_argnums=(0, 1))
     shape = (count, 2) if count > 1 else (2,)
 
-    def chunk_loop(state, indices):
+    def chunk_loop(state, indices, train_data):
         indices = jnp.asarray(indices)
         if count > 1:
             indices = jnp.swapaxes(indices, 0, 1)  # (S, K, ...): one step of every model at a time
         sums = jnp.zeros(shape, jnp.float32)
         for idx in indices:  # one dispatch per step, the state updated in place (donated)
-            state, sums = step_jit(state, sums, idx)
+            state, sums = step_jit(state, sums, idx, train_data)
         return state, sums
 
     def evaluate_loop(state, x, y, w):
@@ -237,7 +243,7 @@ def _compile(model, data, count, loss_fn, weight_decay, augment, steps):
             state, sums = eval_jit(state, sums, xb, yb, wb)
         return state, sums / jnp.sum(w)
 
-    return splits, chunk_loop, evaluate_loop
+    return splits, train_data, chunk_loop, evaluate_loop
 
 
 def eval_group(model, count):
