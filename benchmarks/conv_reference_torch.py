@@ -3,9 +3,6 @@
 loop with ``torch.optim`` (Adam, or SGD with momentum and coupled weight decay), data on the device.
 """
 
-import statistics
-import time
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -81,8 +78,8 @@ def resnet20(channels, rng, width=16):
     return p, state, forward
 
 
-def train_steps(model_name, data, recipe, chunk, repeats):
-    """``{"s_per_step", "compile_s"}`` of the plain loop over the (steps, batch[, 4]) ``chunk``."""
+def train_steps(model_name, data, recipe, chunk):
+    """``run()``: the plain loop over the (steps, batch[, 4]) ``chunk``, trained from where the last run ended."""
     from supermask.engine.augment import augment
 
     rng = np.random.default_rng(0)
@@ -113,10 +110,4 @@ def train_steps(model_name, data, recipe, chunk, repeats):
         if device == "cuda":
             torch.cuda.synchronize()
 
-    times = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    steady = statistics.median(times[1:])
-    return {"s_per_step": steady / len(chunk), "compile_s": max(0.0, times[0] - steady)}
+    return run

@@ -132,10 +132,11 @@ def reference(model_name, data, recipe, steps, repeats):
     name = keras.backend.backend()
     if name == "torch":
         from conv_reference_torch import train_steps  # benchmarks/ is on sys.path: speed.py runs from there
-        return train_steps(model_name, data, recipe, indices(data, recipe, steps, 1)[0], repeats)
-    model = masked_model(model_name, data.input_shape, 0, recipe)
-    chunk = indices(data, recipe, steps, 1)[0]
-    run = (_jax_step if name == "jax" else _tf_step)(model, data, recipe, chunk)
+        run = train_steps(model_name, data, recipe, indices(data, recipe, steps, 1)[0])
+    else:
+        model = masked_model(model_name, data.input_shape, 0, recipe)
+        chunk = indices(data, recipe, steps, 1)[0]
+        run = (_jax_step if name == "jax" else _tf_step)(model, data, recipe, chunk)
     steady, compile_s = timed_chunks(run, repeats)
     return {"s_per_step": steady / steps, "compile_s": compile_s}
 

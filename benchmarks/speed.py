@@ -26,6 +26,12 @@ warm-up run (which pays compilation); a run is ``--steps`` steps (default 900 fo
 conv2: whole 100-step evaluation periods), scaled to an epoch. Our engines are timed inside one
 ``train_many`` call of (repeats + 1) runs, between its record points, the first run dropped.
 Ratios are taken within one process, side by side.
+
+Convolutional nets are also timed per training step (``--conv conv2,resnet20``, the default,
+on every machine): Keras ``fit``, each backend's hand-written reference, the engine for one and
+two models and the engine's former conv form (``benchmarks/conv_speed.py``'s docstring); and
+``--lottery-iterations N`` times a whole resnet20 lottery on Fashion-MNIST (2 levels with
+control, N iterations per level). ``benchmarks/gpu.sh`` runs the GPU measurements in one call.
 Writes ``benchmarks/results/speed.json`` with the machine's description.
 """
 
@@ -398,6 +404,9 @@ def main():
     parser.add_argument("--worker-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     ks = [int(k) for k in args.ks.split(",")]
+    unknown = [m for m in args.conv.split(",") if m and m not in conv_speed.RECIPES]
+    if unknown:
+        parser.error(f"--conv takes {', '.join(conv_speed.RECIPES)} (comma-separated) or ''. Received: {unknown}")
     args.models = args.models or ("fc,conv2" if machine()["gpu"] else "fc")
     models = [] if args.models == "none" else args.models.split(",")
     if args.worker:
@@ -433,8 +442,9 @@ def main():
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")
     print(table(results))
-    print("\nConvolutional nets, seconds per training step (conv_speed.py):")
-    print(conv_speed.table(results))
+    if any(r.get("conv") for r in results):
+        print("\nConvolutional nets, seconds per training step (conv_speed.py):")
+        print(conv_speed.table(results))
     print(conv_speed.lottery_table(results))
     print(f"\nmachine: {report['machine']}\nwrote {out}")
 

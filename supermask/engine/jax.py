@@ -17,8 +17,8 @@ the device). Two choices make a form, written ``<steps>-<models>``:
   ``loop`` keeps every convolution at the top level of its computation, where XLA:CPU
   gives it its fast layout. Inside a loop body XLA:CPU leaves the backward convolutions
   on a naive path (measured on a 2-core CPU: one conv layer's forward and backward 89 ms
-  as a plain jitted call, 5.9 s in a ``scan``), so on a CPU a conv net's step is 13-57×
-  faster in ``loop`` form (resnet20, conv2; ``benchmarks/speed.py``).
+  as a plain jitted call, 5.9 s in a ``scan``), so on a CPU a conv net's step is
+  faster in ``loop`` form (13× resnet20, 49× conv2; ``benchmarks/speed.py``).
 * models: ``vmap``, the K states stacked on a leading axis and one ``vmap``ped program
   (evaluated ``eval_group`` models at a time: 64 conv tickets at once would need tens
   of GiB of activations), or ``each``, one program per model, run one model after the

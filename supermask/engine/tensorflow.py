@@ -10,7 +10,7 @@ step. K models run one after the other (the state of each lives in its own varia
 
 Two forms: ``xla`` compiles both loops with XLA (``jit_compile=True``), ``graph`` runs them
 as plain TensorFlow graphs. XLA:CPU leaves the convolutions inside a loop body on a naive
-path (about 40 s for a conv2 step at batch 60 on a 2-core CPU, against 0.2 s with TensorFlow's
+path (14.3 s for a conv2 step at batch 60 on a 2-core CPU, against 0.11 s with TensorFlow's
 own oneDNN kernels), so ``default_form`` runs conv nets on a CPU as ``graph`` and everything
 else (dense nets, any net on a GPU) as ``xla``, which fuses a dense step's small operations.
 ``$SUPERMASK_ENGINE_FORM`` (or ``train_many(form=...)``) picks the other.
