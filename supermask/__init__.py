@@ -39,3 +39,16 @@ if "keras" in sys.modules:
     importlib.import_module("supermask.layers")
 elif not any(isinstance(finder, _RegisterLayersWithKeras) for finder in sys.meta_path):
     sys.meta_path.insert(0, _RegisterLayersWithKeras())
+
+# The Keras-native verbs, ``supermask.prune(model, ...)`` and friends, are looked up on first use: importing
+# them here would load Keras with ``import supermask`` (``supermask.check`` runs where Keras is not installed).
+_VERBS = {**dict.fromkeys(("prune", "rewind", "sparsity", "strip", "snapshot", "masked"), "supermask.tickets"),
+          "imp": "supermask.custom_training",
+          **dict.fromkeys(("GradualPruning", "PolynomialDecay", "ConstantSparsity"), "supermask.callbacks")}
+__all__ = ["__version__", *_VERBS]
+
+
+def __getattr__(name):
+    if name in _VERBS:
+        return getattr(importlib.import_module(_VERBS[name]), name)
+    raise AttributeError(f"module 'supermask' has no attribute {name!r}")

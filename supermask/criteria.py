@@ -33,11 +33,15 @@ criteria, which rank among unpruned weights like the reference does; other crite
 ignore it.
 """
 
+import hashlib
+import inspect
+import re
 from typing import Callable, Optional
 
 import numpy as np
 
 from supermask.errors import ConfigError
+from supermask.specs import import_object
 
 Weights = dict[str, np.ndarray]
 Criterion = Callable[..., np.ndarray]
@@ -194,30 +198,142 @@ CRITERIA: dict[str, Criterion] = {
 }
 
 
+BUILTIN = tuple(CRITERIA)  # the criteria above, in the reference's order ("all" of an init sweep)
+
 # Criteria whose scores are values in weight units (or uniform draws), so comparable across
 # layers: global pruning ranks all layers' scores together. The joint and sign-aware criteria
 # score by rank within a layer, which means nothing across layers of different sizes.
 GLOBAL_CRITERIA = ("large_final", "small_final", "large_init", "small_init", "magnitude_increase", "movement",
                    "random")
+# Criteria that read only the final weights: ``supermask.prune`` needs no reference weights for them.
+FINAL_ONLY = ("large_final", "small_final", "random")
+_COMPARABLE = set(GLOBAL_CRITERIA)
+_USES_INIT = set(BUILTIN) - set(FINAL_ONLY)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+
+
+# --- your own criteria -----------------------------------------------------------------
+def register(name, *, comparable_across_layers=False, uses_init=True):
+    """Decorator: register ``fn(w_init, w_final, rng=None, mask=None) -> scores`` as criterion ``name``.
+
+    ``fn`` gets what the built-ins get (one layer's kernels at reset and at the end of training,
+    the level's ``numpy.random.Generator``, the currently unpruned weights) and returns a score per
+    weight, kernel-shaped; the largest scores are kept. ``comparable_across_layers``: its scores mean
+    the same in every layer (weight units, uniform draws), so it may prune globally;
+    ``uses_init=False``: it reads ``w_final`` only (``supermask.prune`` then needs no reference).
+    A registered name is usable wherever a built-in is (``criterion="name"``; an experiment's
+    hash holds the name and, for your own criteria, a SHA-256 of the function's source,
+    ``fingerprint``). Registering a name again replaces your earlier function (a re-run notebook
+    cell); a built-in name is refused. On the command line, name the function itself:
+    ``--criterion package.module:function`` (imported in every process that needs it)::
+
+        @criteria.register("large_final_abs_movement", comparable_across_layers=True)
+        def score(w_init, w_final, rng=None, mask=None):
+            return np.abs(w_final) + np.abs(w_final - w_init)
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ConfigError(f"A criterion name is letters, digits, _ . - (not starting with a digit). Received: "
+                          f"{name!r}")
+    if name in BUILTIN:
+        raise ConfigError(f"{name!r} is a built-in criterion; register yours under another name.")
+
+    def decorate(fn):
+        _add(name, fn, comparable_across_layers, uses_init)
+        fn.supermask_criterion = {"comparable_across_layers": bool(comparable_across_layers),
+                                  "uses_init": bool(uses_init)}
+        return fn
+
+    return decorate
+
+
+def _add(name, fn, comparable, uses_init):
+    if not callable(fn):
+        raise ConfigError(f"Criterion {name!r} must be a function (w_init, w_final, rng=None, mask=None). "
+                          f"Received: {type(fn).__name__}")
+    try:
+        inspect.signature(fn).bind(None, None, None, None)
+    except TypeError:
+        raise ConfigError(f"Criterion {name!r} must take (w_init, w_final, rng=None, mask=None), the arguments "
+                          "every criterion gets.") from None
+    except ValueError:  # a builtin without a signature: called as it is
+        pass
+    CRITERIA[name] = fn
+    (_COMPARABLE.add if comparable else _COMPARABLE.discard)(name)
+    (_USES_INIT.add if uses_init else _USES_INIT.discard)(name)
+
+
+def unregister(name):
+    """Remove your criterion ``name`` (built-ins stay); no error if it is not registered."""
+    if name not in BUILTIN:
+        CRITERIA.pop(name, None)
+        _COMPARABLE.discard(name)
+        _USES_INIT.discard(name)
+
+
+def is_comparable(name: str) -> bool:
+    """Whether criterion ``name``'s scores can be ranked across layers (global pruning)."""
+    get_criterion(name)
+    return name in _COMPARABLE
+
+
+def uses_init(name: str) -> bool:
+    """Whether criterion ``name`` reads the initial (reset) weights."""
+    get_criterion(name)
+    return name in _USES_INIT
+
+
+def fingerprint(name: str) -> Optional[str]:
+    """None for a built-in; for your own criterion a SHA-256 of its function's source (else of its
+    code), so an experiment whose criterion changed gets a new folder instead of joining the old one."""
+    fn = get_criterion(name)
+    if name in BUILTIN:
+        return None
+    try:
+        text = inspect.getsource(fn).encode()
+    except (OSError, TypeError):
+        code = getattr(fn, "__code__", None)
+        text = code.co_code + repr(code.co_consts).encode() if code is not None else repr(fn).encode()
+    return "sha256:" + hashlib.sha256(text).hexdigest()
+
+
+def name_of(criterion) -> str:
+    """The registry name of ``criterion``: a name as it is (checked), or a function, registered under
+    ``"module:qualname"`` (with its ``register`` flags, if it has them) the first time."""
+    if not callable(criterion):
+        get_criterion(criterion)
+        return criterion
+    for name, fn in CRITERIA.items():
+        if fn is criterion:
+            return name
+    name = f"{getattr(criterion, '__module__', None) or 'python'}:{getattr(criterion, '__qualname__', 'criterion')}"
+    flags = getattr(criterion, "supermask_criterion", {})
+    _add(name, criterion, flags.get("comparable_across_layers", False), flags.get("uses_init", True))
+    return name
 
 
 def check_global(name: str) -> None:
-    """ConfigError unless criterion ``name`` gives scores comparable across layers (``GLOBAL_CRITERIA``)."""
-    get_criterion(name)
-    if name not in GLOBAL_CRITERIA:
+    """ConfigError unless criterion ``name`` gives scores comparable across layers (``GLOBAL_CRITERIA``,
+    or your own registered with ``comparable_across_layers=True``)."""
+    if not is_comparable(name):
         raise ConfigError(f"Criterion {name!r} scores weights by their rank within a layer, which cannot be "
                           f"compared across layers, so it cannot prune globally. Use --pruning layerwise, or "
-                          f"one of: {', '.join(GLOBAL_CRITERIA)}.")
+                          f"one of: {', '.join(sorted(_COMPARABLE, key=list(CRITERIA).index))}.")
 
 
 def get_criterion(name: str) -> Criterion:
-    """Return the criterion function registered as ``name``; ConfigError listing valid names."""
-    try:
-        return CRITERIA[name]
-    except (KeyError, TypeError):
-        raise ConfigError(
-            f"Unknown criterion {name!r}. Valid criteria: {', '.join(CRITERIA)}"
-        ) from None
+    """The criterion function registered as ``name``, or ``package.module:function`` imported (and
+    registered under that name, with the flags of its ``register`` decorator if it has one);
+    ConfigError listing the valid names."""
+    fn = CRITERIA.get(name) if isinstance(name, str) else None
+    if fn is not None:
+        return fn
+    if isinstance(name, str) and ":" in name:
+        fn = import_object(name, "criterion")
+        flags = getattr(fn, "supermask_criterion", {})
+        _add(name, fn, flags.get("comparable_across_layers", False), flags.get("uses_init", True))
+        return fn
+    raise ConfigError(f"Unknown criterion {name!r}. Valid criteria: {', '.join(CRITERIA)}, or your own as "
+                      "package.module:function.")
 
 
 def check_same_layers(a: dict, b: dict, a_name: str, b_name: str) -> None:

@@ -25,6 +25,7 @@ import weakref
 
 import numpy as np
 
+from supermask import criteria
 from supermask.convert import walk
 from supermask.errors import ConfigError
 
@@ -95,8 +96,11 @@ def data_fingerprint(dataset):
 def identify(config, model, data):
     """``config`` with ``model_fingerprint`` and ``data_fingerprint`` filled in from the built
     ``model`` and the ``data`` (a ``Dataset``) the run uses."""
-    return dataclasses.replace(config, model_fingerprint=model_fingerprint(model),
-                               data_fingerprint=data_fingerprint(data))
+    config = dataclasses.replace(config, model_fingerprint=model_fingerprint(model),
+                                 data_fingerprint=data_fingerprint(data))
+    if hasattr(config, "criterion_fingerprint"):  # your own criterion's source is part of the identity
+        config = dataclasses.replace(config, criterion_fingerprint=criteria.fingerprint(config.criterion))
+    return config
 
 
 def check_same(recorded, config, where):

@@ -13,7 +13,6 @@ layer's sampling seed is ``seeds.derive_seed(seed, 500 + i)`` for its position i
 Layer names are stable so that weights and masks are plain dicts keyed by them (``zoo``).
 """
 
-import importlib
 import inspect
 
 import keras
@@ -25,7 +24,7 @@ from supermask.identity import model_fingerprint, weights_digest
 from supermask.layers import SupermaskLayer
 from supermask.settings.supermask import check_inference_mode
 from supermask.seeds import check_seed
-from supermask.specs import MODELS, get_spec, is_builder  # noqa: F401 (the registry, re-exported)
+from supermask.specs import MODELS, get_spec, import_object, is_builder  # noqa: F401 (the registry, re-exported)
 
 KINDS = ("masked", "supermask")
 # Arguments of ``SupermaskLayer`` that ``build(kind="supermask", supermask=...)`` accepts.
@@ -80,19 +79,7 @@ def builder(name):
     if name in _BUILDERS:
         return _BUILDERS[name]
     get_spec(name)
-    module_name, _, path = name.partition(":")
-    try:
-        obj = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"Cannot import module {module_name!r} of the model builder {name!r} ({exc}). Put "
-                          "its folder on PYTHONPATH or run from that folder.") from None
-    for part in path.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            raise ConfigError(f"Module {module_name!r} has no {path!r} (model builder {name!r}).")
-    if not callable(obj):
-        raise ConfigError(f"The model builder {name!r} is not a function.")
-    return obj
+    return import_object(name, "model builder")
 
 
 def build(name, input_shape, num_classes=10, seed=0, kind="masked", freeze_pruned=False, supermask=None):

@@ -14,9 +14,11 @@ vgg16      open_lth's cifar_vgg_16 with BatchNorm                        SGD 0.1
 Every built-in is a plain Keras builder in ``supermask.zoo`` (``ModelSpec.builder``), built and
 converted exactly as your own builder ("package.module:function") is (``supermask.models``).
 Your own builders get ``CUSTOM``'s recipe. The names of the training engines live here too.
-This module is pure data: no Keras, no numpy.
+This module is pure data (and ``import_object``, which resolves "package.module:function"): no Keras,
+no numpy.
 """
 
+import importlib
 from dataclasses import dataclass
 
 from supermask.errors import ConfigError
@@ -117,3 +119,24 @@ def is_plain(spec):
     weight decay or augmentation, layer-wise pruning of every layer): fc, conv2/4/6, your own."""
     return all(getattr(spec, name) == value for name, value in PLAIN_RECIPE.items()) \
         and spec.pruning == "layerwise" and not spec.prune_ignore
+
+
+def import_object(name, what):
+    """The function ``name`` ("package.module:function", the module on ``sys.path``) names;
+    ConfigError in one line if it cannot be imported or is not callable. ``what`` says what it is
+    for the message ("model builder", "criterion")."""
+    module_name, _, path = name.partition(":")
+    if not module_name or not path:
+        raise ConfigError(f"A {what} is written package.module:function. Received: {name!r}")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"Cannot import module {module_name!r} of the {what} {name!r} ({exc}). Put "
+                          "its folder on PYTHONPATH or run from that folder.") from None
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            raise ConfigError(f"Module {module_name!r} has no {path!r} ({what} {name!r}).")
+    if not callable(obj):
+        raise ConfigError(f"The {what} {name!r} is not a function.")
+    return obj

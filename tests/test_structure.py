@@ -24,8 +24,9 @@ FLOORS = [
     ("supermask.backend", "supermask.schedules", "supermask.layers", "supermask.convert", "supermask.zoo",
      "supermask.identity", "supermask.masks", "supermask.models"),
     ("supermask.engine",),
-    ("supermask.optimizers", "supermask.results", "supermask.runs"),
-    ("supermask.train", "supermask.lottery", "supermask.train_supermask", "supermask.init_sweep"),
+    ("supermask.optimizers", "supermask.results", "supermask.runs", "supermask.tickets", "supermask.callbacks"),
+    ("supermask.train", "supermask.lottery", "supermask.train_supermask", "supermask.init_sweep",
+     "supermask.custom_training"),
     ("supermask.sweep", "supermask.executors", "supermask.report", "supermask.export"),
     ("supermask.cli", "supermask.check", "supermask.worker", "supermask.__main__"),
 ]

@@ -127,7 +127,7 @@ def cutoff_settings(value):
 class InitSweepSettings:
     """The masks a sweep builds and how it measures them (``python -m supermask.init_sweep``)."""
 
-    criteria: str = option("all", "comma list of mask criteria, or all: " + ", ".join(criteria.CRITERIA),
+    criteria: str = option("all", "comma list of mask criteria, or all: " + ", ".join(criteria.BUILTIN),
                            normalize=criteria_names)
     mask1: str = option("none", "comma list of Mask-1 actions applied to the kept init weights, or all (the "
                                 "paper's supermask uses signed_constant): " + ", ".join(actions.MASK1_ACTIONS),
@@ -165,7 +165,7 @@ class InitSweepSettings:
 
     def criterion_names(self):
         """The criteria swept, ``"all"`` spelled out (in registry order)."""
-        return tuple(criteria.CRITERIA) if self.criteria == "all" else tuple(self.criteria.split(","))
+        return tuple(criteria.BUILTIN) if self.criteria == "all" else tuple(self.criteria.split(","))
 
     def mask1_names(self):
         """The Mask-1 actions swept, ``"all"`` spelled out (in registry order)."""

@@ -9,7 +9,7 @@ open_lth's ``sparse_global``) hold each strategy's rates. ``LotteryConfig`` comb
 """
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from supermask import actions, criteria
 from supermask.errors import ConfigError
@@ -65,8 +65,9 @@ class PruningSettings:
     """What iterative magnitude pruning does each round (Frankle & Carbin 2019; Zhou et al. 2019)."""
 
     levels: int = option(10, "pruning rounds after the dense level 0 (fc: 10 rounds leave 10.7% of hidden weights)")
-    criterion: str = option("large_final", "mask criterion: which weights to keep, scored over (init, final)",
-                            choices=lambda: tuple(criteria.CRITERIA))
+    criterion: str = option("large_final", "mask criterion: which weights to keep, scored over (init, final); "
+                                           "one of: " + ", ".join(criteria.BUILTIN) + ", or your own as "
+                                           "package.module:function (supermask.criteria.register)")
     mask1: str = option("none", "Mask-1 action on kept weights (none: reset to init)",
                         choices=lambda: tuple(actions.MASK1_ACTIONS))
     mask0: str = option("mask", "Mask-0 action on pruned weights (mask: zero)",
@@ -74,6 +75,8 @@ class PruningSettings:
     rewind_iteration: int = option(0, "late rewinding: reset kept weights to their values at this iteration of "
                                       "level 0 (0: to init)")
     control: bool = option(True, "also train the random-reinit control of every level")
+    # Your own criterion's SHA-256 (``criteria.fingerprint``; None for a built-in): part of the hash.
+    criterion_fingerprint: str = field(default=None, metadata={"cli": False})
     pruning: str = unset("layerwise: each layer loses its own rate of its weights per round (Frankle & Carbin); "
                          "global: one ranking over all pruned layers, --global-rate of their weights per round "
                          "(open_lth's sparse_global) (default: the model's: layerwise; resnet20 / vgg16 global)",
