@@ -66,12 +66,19 @@ class PolynomialDecay:
 
     def __call__(self, step):
         """The sparsity to prune to before optimiser step ``step``, or None (no pruning then)."""
-        if step < self.begin_step or step > self.end_step:
-            return None
-        if (step - self.begin_step) % self.frequency and step != self.end_step:
+        if step != self.pruning_step(step) or step > self.end_step:
             return None
         progress = (step - self.begin_step) / (self.end_step - self.begin_step)
         return self.final_sparsity + (self.initial_sparsity - self.final_sparsity) * (1 - progress) ** self.power
+
+    def pruning_step(self, step):
+        """The last pruning step at or before ``step`` (None before ``begin_step``): where a callback that
+        sees only every n-th step (``steps_per_execution``) catches up."""
+        if step < self.begin_step:
+            return None
+        if step >= self.end_step:
+            return self.end_step
+        return self.begin_step + (step - self.begin_step) // self.frequency * self.frequency
 
     def get_config(self):
         return {"initial_sparsity": self.initial_sparsity, "final_sparsity": self.final_sparsity,
@@ -95,9 +102,17 @@ class ConstantSparsity:
         self.frequency = _steps(frequency, "frequency", 1)
 
     def __call__(self, step):
-        if step < self.begin_step or (self.end_step != -1 and step > self.end_step):
+        """The sparsity to prune to before optimiser step ``step``, or None (no pruning then)."""
+        if (self.end_step != -1 and step > self.end_step) or step != self.pruning_step(step):
             return None
-        return self.target_sparsity if (step - self.begin_step) % self.frequency == 0 else None
+        return self.target_sparsity
+
+    def pruning_step(self, step):
+        """The last pruning step at or before ``step`` (None before ``begin_step``)."""
+        if step < self.begin_step:
+            return None
+        last = step if self.end_step == -1 else min(step, self.end_step)
+        return self.begin_step + (last - self.begin_step) // self.frequency * self.frequency
 
     def get_config(self):
         return {"target_sparsity": self.target_sparsity, "begin_step": self.begin_step, "end_step": self.end_step,
@@ -134,9 +149,15 @@ class GradualPruning(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         model = self.model  # on JAX this synchronises the weights into the model's variables
         step = _step(model)
-        target = self.schedule(step)
-        if target is None or self.pruned_at and self.pruned_at[-1][0] == step:
+        # The schedule's last pruning step up to now: fit may call back every n-th step only
+        # (steps_per_execution), or start mid-schedule; a plain function prunes at its own steps.
+        due = self.schedule.pruning_step(step) if hasattr(self.schedule, "pruning_step") else step
+        if due is None or (self.pruned_at and self.pruned_at[-1][0] == due):
             return
+        target = self.schedule(due)
+        if target is None:
+            return
+        step = due
         tickets.prune(model, sparsity=target, criterion=self.criterion, scope=self.scope, ignore=self.ignore,
                       reference=self.reference, seed=self.seed + step)
         self.pruned_at.append((step, float(target)))

@@ -1,5 +1,5 @@
 """``supermask.imp`` around your own training, gradual pruning inside ``fit`` (every backend), and the
-README's examples of "Use it with your own training"."""
+README's examples of "Use it with your own training" (every backend; imp's orchestration once, on JAX)."""
 
 import keras
 import numpy as np
@@ -10,6 +10,7 @@ from supermask import paths, results, store
 from supermask import masks as M
 from supermask.callbacks import PolynomialDecay
 from supermask.errors import ConfigError
+from tests.conftest import on_jax
 from tests.test_tickets import readme_blocks
 
 
@@ -23,6 +24,7 @@ def small_model(seed=0):
     return model
 
 
+@on_jax  # orchestration and numpy: the README test runs imp on every backend
 def test_imp_writes_the_lottery_folders_resumes_and_follows_the_lottery_masks(tmp_path, small_mnist):
     data = small_mnist
     calls = []
@@ -68,6 +70,7 @@ def test_imp_writes_the_lottery_folders_resumes_and_follows_the_lottery_masks(tm
     assert other.path != experiment.path and len(calls) == 7
 
 
+@on_jax  # orchestration and numpy: the README test runs imp on every backend
 def test_imp_records_through_callbacks_and_rewinds_late(tmp_path, small_mnist):
     data = small_mnist
 
@@ -86,6 +89,7 @@ def test_imp_records_through_callbacks_and_rewinds_late(tmp_path, small_mnist):
         paths.weights_init(paths.level(trial, 0)))["hidden/kernel"])
 
 
+@on_jax  # orchestration and numpy: the README test runs imp on every backend
 def test_imp_refuses_bad_input_in_one_line(tmp_path, small_mnist):
     model, data = small_model(), small_mnist
     val = (data.x_val, data.y_val)
@@ -115,12 +119,18 @@ def test_gradual_pruning_masks_hold_from_the_step_they_are_set(small_mnist):
     assert {k: v.sum() for k, v in M.get_masks(first).items()} == {k: v.sum() for k, v in M.get_masks(second).items()}
 
 
+@on_jax  # orchestration and numpy: the README test runs imp on every backend
 def test_polynomial_decay_follows_zhu_and_gupta():
     schedule = PolynomialDecay(0.1, 0.9, begin_step=10, end_step=50, frequency=10)
     got = {step: schedule(step) for step in range(0, 61)}
     expected = {t: 0.9 + (0.1 - 0.9) * (1 - (t - 10) / 40) ** 3 for t in (10, 20, 30, 40, 50)}
     assert {s: v for s, v in got.items() if v is not None} == pytest.approx(expected)
     assert PolynomialDecay.from_config(schedule.get_config()).get_config() == schedule.get_config()
+    # A callback that sees every n-th step only (steps_per_execution) catches up with the last one due.
+    assert [schedule.pruning_step(t) for t in (0, 9, 10, 19, 33, 50, 99)] == [None, None, 10, 10, 30, 50, 50]
+    constant = supermask.ConstantSparsity(0.5, begin_step=5, frequency=10)
+    assert [constant.pruning_step(t) for t in (4, 5, 14, 15, 1000)] == [None, 5, 5, 15, 995]
+    assert constant(15) == 0.5 and constant(16) is None
     with pytest.raises(ConfigError, match="final_sparsity must be >= initial_sparsity"):
         PolynomialDecay(0.5, 0.2, 0, 10)
     with pytest.raises(ConfigError, match="needs a model with masked layers"):
