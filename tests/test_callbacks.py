@@ -24,6 +24,7 @@ from supermask import train_supermask
 from supermask.data import Dataset
 from supermask.engine import train_many
 from supermask.engine.callbacks import EventWriter, Network, resolve
+from supermask.engine.driver import Progress
 from supermask.errors import ConfigError
 from supermask.train import __main__ as train_cli
 from supermask.train import train_model
@@ -258,3 +259,14 @@ def test_no_tensorflow_start_up_lines_on_stderr():
     for noise in ("oneDNN", "absl::InitializeLog", "cpu_feature_guard", "TF-TRT", "I0000"):
         assert noise not in out.stderr, out.stderr
     assert "UserWarning: still shown" in out.stderr
+
+
+def test_a_line_for_many_networks_shows_their_mean_and_the_best_and_worst():
+    labels = [f"exp{k}/trial_0 ticket" for k in range(10)]
+    progress = Progress(1000, labels, verbose=1)
+    rows = {k: {"train_loss": 0.5, "train_accuracy": 0.9, "val_accuracy": 0.9, "test_accuracy": 0.8 + k / 100}
+            for k in range(10)}
+    line = progress.line(100, rows)
+    assert " | mean of 10 networks: loss 0.5000, acc 90.00 %, val 90.00 %, test 84.50 % | " in line
+    assert "test best 89.00 % (exp9/trial_0 ticket), worst 80.00 % (exp0/trial_0 ticket)" in line
+    assert line.endswith(" left") and progress.line(1000, rows).endswith(" elapsed")
