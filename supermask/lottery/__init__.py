@@ -115,8 +115,9 @@ def _networks(jobs, todo, level, tensorboard):
         trial = Path(trial_dir.parent.name, trial_dir.name)
         if tensorboard is not None:
             masks = seed_jobs[0].masks
-            write_scalars(tensorboard / trial, level, {**{f"density/{k}": v for k, v in density(masks).items()},
-                                                       "density/overall": overall_density(masks)})
+            values = {f"density/{k}": v for k, v in density(masks).items()}
+            values["density/overall"] = overall_density(masks)
+            write_scalars(Path(tensorboard) / trial, level, values)
         for job in seed_jobs:
             role = job.folder.name or "ticket"
             networks.append(Network(f"{key if isinstance(key, str) else f'trial {key}'} {role}",
