@@ -18,14 +18,16 @@ import keras
 import numpy as np
 import pytest
 
-from supermask import lottery
+from supermask import lottery, recipes
 from supermask import masks as M
 from supermask import train_supermask
 from supermask.data import Dataset
 from supermask.engine import train_many
-from supermask.engine.callbacks import EventWriter, Network, resolve
+from supermask.engine.callbacks import EventWriter, Network, for_networks, resolve
 from supermask.engine.driver import Progress
 from supermask.errors import ConfigError
+from supermask.optimizers import compile_model
+from supermask.settings import SupermaskConfig
 from supermask.train import __main__ as train_cli
 from supermask.train import train_model
 
@@ -224,12 +226,19 @@ def test_lottery_tensorboard_runs_per_network_and_density_per_level(tmp_path, sm
 
 @pytest.mark.slow
 def test_supermask_tensorboard_has_the_mask_density(tmp_path, small_mnist):
+    """``train_supermask.run``'s TensorBoard callbacks (``for_networks`` with its density scalars)
+    on one supermask network, trained directly (the run's final evaluations left out for time)."""
     keras.backend.clear_session()
-    train_supermask.run(model="fc", data=small_mnist, iterations=40, eval_every=20, eval_samples=1, verbose=0,
-                        tensorboard=tmp_path / "tb")
-    scalars = read_scalars(next((tmp_path / "tb").iterdir()))
+    config = recipes.resolve(SupermaskConfig(model="fc", iterations=40, eval_every=20), small_mnist)
+    model = train_supermask.build(config, small_mnist.input_shape, small_mnist.num_classes)
+    compile_model(model, train_supermask.optimizer_for(config, 40))
+    network = Network("seed 0", "run", seed=0, role="supermask")
+    callbacks = for_networks(None, tmp_path / "tb", [network], extra=train_supermask._densities)
+    train_many([model], small_mnist, iterations=40, batch_size=config.batch_size, seeds=[0], eval_every=20,
+               verbose=0, callbacks=callbacks)
+    scalars = read_scalars(tmp_path / "tb" / "run")
     assert [step for step, _ in scalars["density/total"]] == [0, 20, 40]
-    assert "test/accuracy" in scalars
+    assert {"density/total", "test/accuracy", "train/loss"} <= set(scalars) and len(scalars) > 8
 
 
 @pytest.mark.slow
