@@ -67,7 +67,7 @@ def _parse_with(fn):
 
 def add_run_arguments(parser, out_default=None):
     """The flags every training command shares: --data-dir, --out and --overwrite (if
-    ``out_default``), --quiet."""
+    ``out_default``), --engine, --tensorboard, --quiet."""
     parser.add_argument("--data-dir", default=None,
                         help="folder holding the dataset files (default: $SUPERMASK_DATA, then the cache, "
                              "then download)")
@@ -80,6 +80,10 @@ def add_run_arguments(parser, out_default=None):
                         help="compiled: each chunk between record points (and the evaluation) runs as one "
                              "compiled program; fit: Keras fit per chunk, the reference (default: "
                              f"{DEFAULT_ENGINE})")
+    parser.add_argument("--tensorboard", default=None, metavar="DIR",
+                        help="write TensorBoard scalars (train/val/test loss and accuracy at each record point; "
+                             "mask densities) to DIR, one run per network: DIR/<hash>[/trial_<seed>/level_<L>"
+                             "[/control]]; view with tensorboard --logdir DIR (default: off)")
     parser.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -92,14 +96,15 @@ def run_config_command(argv, parser, config_cls, run, out_root, extra=()):
     """Parse ``argv``, build ``config_cls`` and call ``run`` with its output folder.
 
     ``--out`` defaults to ``<out_root>/<hash of the resolved config>`` (``run`` resolves
-    it once the data is loaded); ``--data-dir``, ``--overwrite``, ``--quiet`` and
-    ``--engine`` are passed on, and the flags named in ``extra``. Shared by
+    it once the data is loaded); ``--data-dir``, ``--overwrite``, ``--quiet``,
+    ``--engine`` and ``--tensorboard`` are passed on, and the flags named in ``extra``. Shared by
     ``supermask.train`` and ``supermask.train_supermask``.
     """
     args = parser.parse_args(argv)
     config = config_from_args(config_cls, args)
     return run(config, data_dir=args.data_dir, out=args.out, out_root=None if args.out else out_root,
                overwrite=args.overwrite, verbose=0 if args.quiet else 1, engine=args.engine,
+               tensorboard=args.tensorboard,
                **{name: getattr(args, name) for name in extra})
 
 

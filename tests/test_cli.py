@@ -75,3 +75,26 @@ def test_flags_are_the_settings_fields_and_parse_back_into_equal_settings(settin
             assert "--" + f.name.replace("_", "-") in flags, f.name
         else:
             assert "--" + f.name.replace("_", "-") not in flags, f.name
+
+
+@on_jax
+@pytest.mark.parametrize("name", ["train", "lottery", "train_supermask"])
+def test_tensorboard_flag_is_offered_and_a_file_is_refused_in_one_line(name, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        command.main([name, "--help"])
+    assert "--tensorboard DIR" in capsys.readouterr().out
+    taken = tmp_path / "a_file"
+    taken.write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        command.main([name, "--model", "fc", "--tensorboard", str(taken), "--data-dir", str(tmp_path)]
+                     + (["--root", str(tmp_path / "root")] if name == "lottery" else ["--out", str(tmp_path / "o")]))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2 and len(err) == 1 and "--tensorboard must be a folder" in err[0], err
+
+
+@on_jax
+def test_help_prints_no_tensorflow_start_up_lines():
+    out = subprocess.run([sys.executable, "-m", "supermask.train", "--help"], capture_output=True, text=True,
+                         cwd=REPO)
+    assert out.returncode == 0 and "--tensorboard" in out.stdout
+    assert out.stderr == "", out.stderr

@@ -145,8 +145,13 @@ def test_progress_is_one_plain_line_per_record_off_a_terminal(small_mnist):
                    eval_every=20, verbose=1)
     lines = out.getvalue().splitlines()
     assert len(lines) == 2 and "\r" not in out.getvalue()
-    assert lines[0].startswith("iteration 20/40, loss ") and lines[0].endswith("(mean of 2 networks)")
-    assert " val " in lines[0] and " test " in lines[0] and " %" in lines[0]
+    # "12:00:00 iteration 20/40 | network 0: loss ..., acc ... %, val ... %, test ... % | network 1: ... |
+    # 1.2 s elapsed, ~1.0 s left": the time of day, each network apart, the time taken and left.
+    parts = lines[0].split(" | ")
+    assert parts[0][2] == ":" and parts[0].endswith(" iteration 20/40") and len(parts) == 4
+    assert parts[1].startswith("network 0: loss ") and parts[2].startswith("network 1: loss ")
+    assert " val " in parts[1] and " test " in parts[2] and " %" in parts[1]
+    assert parts[3].endswith(" left") and " elapsed, ~" in parts[3] and lines[1].endswith(" elapsed")
 
 
 def test_batch_stream_is_batch_order_drawn_lazily():

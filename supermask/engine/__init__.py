@@ -9,6 +9,8 @@
   of a chunk (every step, for every model) and of an evaluation, like Keras's own
   ``keras/src/backend/<name>/trainer.py``.
 * ``fit``: the reference path (Keras ``fit`` per chunk), ``engine="fit"``.
+* ``callbacks``: Keras callbacks at the record points (``train_many(callbacks=...)``) and the
+  TensorBoard scalars (``--tensorboard``), for either engine.
 """
 
 from supermask.engine.driver import (DEFAULT_ENGINE, ENGINES, TrainResult, batch_order, check_engine,

@@ -22,6 +22,7 @@ import numpy as np
 
 from supermask import backend
 from supermask.engine import fit
+from supermask.engine.callbacks import Hooks, Network, resolve
 from supermask.engine.augment import AugmentStream
 from supermask.engine.program import FORM_VARIABLE, compiled_loss
 from supermask.errors import ConfigError, TrainingError
@@ -87,34 +88,82 @@ def chunk_ends(start, iterations, eval_every, snapshot_iterations):
 class Progress:
     """Progress output: Keras's bar on a terminal, one plain line per record point elsewhere.
 
-    With several models the values shown are their means.
+    A plain line starts with the time of day and ends with the time since ``train_many``
+    started and an estimate of the time left (from the pace since the first record point,
+    which leaves compilation out). With several networks it shows each apart, by its label
+    (``label: loss, accuracy, val, test``), up to ``SHOWN`` of them; beyond, their mean and the
+    best and worst test (else validation) accuracy. The bar shows means.
     """
 
-    def __init__(self, iterations, count, verbose):
-        self.iterations, self.count, self.start = iterations, count, time.perf_counter()
+    SHOWN = 8
+
+    def __init__(self, iterations, labels, verbose, start_iteration=0):
+        self.iterations, self.labels, self.start = iterations, list(labels), time.perf_counter()
         self.enabled = bool(verbose)
+        self.pace = None  # (time, iteration) of the first record point: the estimate starts there
+        self.start_iteration = start_iteration
         self.bar = None
         if self.enabled and sys.stdout.isatty():
             stateful = ["loss", "accuracy", "val_accuracy", "test_accuracy"]
             self.bar = keras.utils.Progbar(iterations, stateful_metrics=stateful)
 
     def update(self, iteration, rows):
-        if not self.enabled or rows[0]["train_loss"] is None:
+        """``rows``: {model index: its history row} of the networks still training."""
+        if not self.enabled or not rows:
             return
-        mean = {k: _mean([r[k] for r in rows]) for k in ("train_loss", "train_accuracy", "val_accuracy",
-                                                       "test_accuracy")}
         if self.bar is not None:
+            mean = {k: _mean([r[k] for r in rows.values()]) for k in METRICS}
             shown = [("loss", mean["train_loss"]), ("accuracy", mean["train_accuracy"])]
             shown += [(k, mean[k]) for k in ("val_accuracy", "test_accuracy") if mean[k] is not None]
             self.bar.update(iteration, values=shown)
             return
-        parts = [f"iteration {iteration}/{self.iterations}", f"loss {mean['train_loss']:.4f}",
-                 f"accuracy {100 * mean['train_accuracy']:.2f} %"]
-        parts += [f"{k.split('_')[0]} {100 * mean[k]:.2f} %" for k in ("val_accuracy", "test_accuracy")
-                  if mean[k] is not None]
-        parts.append(f"{time.perf_counter() - self.start:.1f} s")
-        suffix = f" (mean of {self.count} networks)" if self.count > 1 else ""
-        print(", ".join(parts) + suffix, flush=True)
+        print(self.line(iteration, rows), flush=True)
+
+    def line(self, iteration, rows):
+        now = time.perf_counter()
+        head = f"{time.strftime('%H:%M:%S')} iteration {iteration}/{self.iterations}"
+        if len(self.labels) == 1:
+            body = [", ".join(_values(next(iter(rows.values())), long=True))]
+        elif len(rows) <= self.SHOWN:
+            body = [f"{self.labels[k]}: {', '.join(_values(row))}" for k, row in rows.items()]
+        else:
+            mean = {k: _mean([r[k] for r in rows.values()]) for k in METRICS}
+            split = "test_accuracy" if mean["test_accuracy"] is not None else "val_accuracy"
+            body = [f"mean of {len(rows)} networks: {', '.join(_values(mean))}"]
+            ranked = sorted((r[split], k) for k, r in rows.items() if r[split] is not None)
+            if ranked:
+                body.append(f"{split.split('_')[0]} best {100 * ranked[-1][0]:.2f} % ({self.labels[ranked[-1][1]]}), "
+                            f"worst {100 * ranked[0][0]:.2f} % ({self.labels[ranked[0][1]]})")
+        timing = f"{_duration(now - self.start)} elapsed"
+        if self.pace is None:
+            self.pace = (now, iteration)
+            rate = (now - self.start) / max(iteration - self.start_iteration, 1)
+        else:
+            rate = (now - self.pace[0]) / max(iteration - self.pace[1], 1)
+        if iteration < self.iterations:
+            timing += f", ~{_duration(rate * (self.iterations - iteration))} left"
+        return " | ".join([head, *body, timing])
+
+
+METRICS = ("train_loss", "train_accuracy", "val_accuracy", "test_accuracy")
+
+
+def _values(row, long=False):
+    """``loss 0.2345, accuracy 93.10 %, val 92.50 %, test 92.80 %`` (``acc`` unless ``long``)."""
+    parts = [f"loss {row['train_loss']:.4f}", f"{'accuracy' if long else 'acc'} {100 * row['train_accuracy']:.2f} %"]
+    parts += [f"{k.split('_')[0]} {100 * row[k]:.2f} %" for k in ("val_accuracy", "test_accuracy")
+              if row[k] is not None]
+    return parts
+
+
+def _duration(seconds):
+    """``12.3 s``, ``4m05s``, ``2h07m``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes}m{int(seconds % 60):02d}s"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
 
 
 def _mean(values):
@@ -152,7 +201,8 @@ def program_for(models, data, batch_size, engine=DEFAULT_ENGINE, weight_decay=0.
 
 
 def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, snapshot_iterations=(),
-               start_iteration=0, verbose=1, engine=None, weight_decay=0.0, augment=False, form=None):
+               start_iteration=0, verbose=1, engine=None, weight_decay=0.0, augment=False, form=None, labels=None,
+               callbacks=None):
     """Train compiled ``models`` (one architecture) together; one ``TrainResult`` per model.
 
     Args:
@@ -177,6 +227,13 @@ def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, s
         form: the compiled engine's program form (``FORMS`` of ``supermask.engine.<backend>``),
             else ``$SUPERMASK_ENGINE_FORM``, else the fastest for the platform and model. Every
             form gives the same results; it is a speed choice, not part of an experiment.
+        labels: one name per model for the progress lines ("trial 0 ticket", "trial 0 control");
+            default "network 0", "network 1", ... (none shown for one model).
+        callbacks: Keras callbacks, called at the record points (``supermask.engine.callbacks``:
+            the hooks, the logs, what a callback may read, how ``model.stop_training`` stops one
+            model): a list (one model), a list of lists (one per model), or a function
+            ``Network(label, name, index) -> list``. Without callbacks nothing is synced or
+            copied: the results are the same either way.
 
     Raises ``TrainingError`` if a loss becomes NaN or infinite.
     """
@@ -188,6 +245,11 @@ def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, s
     if augment and len(data.input_shape) != 3:
         raise ConfigError(f"augment crops and flips images (H, W, C); this data has examples of shape "
                           f"{data.input_shape}. Turn --augment off.")
+    labels = [f"network {k}" for k in range(len(models))] if labels is None else [str(x) for x in labels]
+    if len(labels) != len(models):
+        raise ConfigError(f"train_many needs one label per model. Received {len(models)} models, {len(labels)} labels.")
+    networks = [Network(label, label.replace(" ", "_"), k, seed) for k, (label, seed) in enumerate(zip(labels, seeds))]
+    callbacks = resolve(callbacks, networks)
     start = time.perf_counter()
     program = program_for(models, data, batch_size, check_engine(engine), weight_decay, augment, form)
     streams = [BatchStream(len(data.x_train), batch_size, s) for s in seeds]
@@ -198,9 +260,13 @@ def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, s
     snapshots = [{} for _ in models]
     epoch_size = len(data.x_train)
 
+    hooks = Hooks(models, callbacks, program.sync)
+
     def record(iteration, train=None):
+        """Append each running model's row; returns {model index: row}."""
         evaluation = program.evaluate()
-        for k, history in enumerate(histories):
+        for k in hooks.running():
+            history = histories[k]
             row = {"iteration": iteration, "epoch": iteration * batch_size / epoch_size,
                    "train_loss": None if train is None else float(train[k, 0]),
                    "train_accuracy": None if train is None else float(train[k, 1])}
@@ -210,26 +276,27 @@ def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, s
                 row[f"{split}_accuracy"] = None if value is None else float(value[k, 1])
             row["seconds"] = time.perf_counter() - start
             history.append(row)
-        return [h[-1] for h in histories]
+        return {k: histories[k][-1] for k in hooks.running()}
 
     def snapshot(iteration):
         program.sync()
-        for k, model in enumerate(models):
-            snapshots[k][iteration] = get_weights(model)
+        for k in hooks.running():
+            snapshots[k][iteration] = get_weights(models[k])
 
     done, pending, steps = start_iteration, np.zeros((len(models), 2)), 0
     if done in snapshot_iterations:
         snapshot(done)
-    record(done)
-    progress = Progress(iterations, len(models), verbose)
+    hooks.begin(list(record(done).values()))
+    progress = Progress(iterations, labels, verbose, start_iteration)
     for end in chunk_ends(done, iterations, eval_every, snapshot_iterations):
         indices = np.stack([stream.take(end - done) for stream in streams])
         if crops:  # (K, steps, batch, 4): example index, crop offsets, flip
             choices = np.stack([crop.take(end - done) for crop in crops])
             indices = np.concatenate([indices[..., None], choices], axis=-1)
         sums = program.train_chunk(indices)
-        if not np.all(np.isfinite(sums[:, 0])):
-            bad = float(sums[~np.isfinite(sums[:, 0]), 0][0] / (end - done))
+        running = sums[hooks.running(), 0]  # a stopped model's steps are discarded, NaN or not
+        if not np.all(np.isfinite(running)):
+            bad = float(running[~np.isfinite(running)][0] / (end - done))
             raise TrainingError(
                 f"The training loss became {bad} between iterations {done} and {end}. "
                 "Lower the learning rate or check the data for NaNs."
@@ -241,6 +308,10 @@ def train_many(models, data, *, iterations, batch_size, seeds, eval_every=100, s
             rows = record(done, pending / steps)
             pending, steps = np.zeros_like(pending), 0
             progress.update(done, rows)
+            hooks.record(rows)
+            if hooks.all_stopped():
+                break
     program.sync()
+    hooks.end([h[-1] for h in histories])
     seconds = time.perf_counter() - start
     return [TrainResult(h, s, seconds) for h, s in zip(histories, snapshots)]

@@ -24,12 +24,15 @@ a second process on the same trial stops with a message naming the holder's PID.
 """
 
 import dataclasses
+from pathlib import Path
 
 from supermask import backend, identity, paths, recipes, runs, store
 from supermask.data import load_dataset
+from supermask.engine.callbacks import Network, check_tensorboard, for_networks, write_scalars
 from supermask.errors import ConfigError
 from supermask.lottery.levels import Layout, level_jobs, level_zero_jobs, planned_density, save_network, train_jobs
 from supermask.models import build
+from supermask.pruning import density, overall_density
 from supermask.results import format_aggregate, format_table, load_experiment, trial_rows, write_experiment_summary
 from supermask.seeds import MAX_SEED
 from supermask.settings import LotteryConfig
@@ -40,7 +43,7 @@ def run_trial(config, data, trial_dir, verbose=1, redo_level=None, engine=None):
     return run_trials({config.seed: (config, trial_dir)}, data, verbose, redo_level, engine)[config.seed]
 
 
-def run_trials(trials, data, verbose=1, redo_level=None, engine=None, layout=None):
+def run_trials(trials, data, verbose=1, redo_level=None, engine=None, layout=None, callbacks=None, tensorboard=None):
     """Run (or finish) every level of several trials, level by level; {key: summary rows}.
 
     ``trials``: ``{key: (config, trial folder)}``, keyed by seed (``run``) or by
@@ -50,18 +53,18 @@ def run_trials(trials, data, verbose=1, redo_level=None, engine=None, layout=Non
     level folder is then written as one unit. Holds every trial's lock throughout
     (``LockedError`` if another process has one). ``redo_level``: first delete that level
     and every later one. A finished level whose files are missing or corrupt stops the
-    run with a message saying which level folder to delete.
+    run with a message saying which level folder to delete. ``callbacks``, ``tensorboard``: see ``run``.
     """
     # Resolving is idempotent: configs from ``run`` / ``run_many`` stay as they are, others get every value.
     trials = {key: (recipes.resolve(config, data), trial_dir) for key, (config, trial_dir) in trials.items()}
     with runs.lock_trials([trial_dir for _, trial_dir in trials.values()], redo_level, verbose):
         try:
-            return _run_levels(trials, data, verbose, engine, layout)
+            return _run_levels(trials, data, verbose, engine, layout, callbacks, tensorboard)
         except store.CorruptFileError as exc:
             raise runs.damaged(exc) from None
 
 
-def _run_levels(trials, data, verbose, engine, layout=None):
+def _run_levels(trials, data, verbose, engine, layout=None, callbacks=None, tensorboard=None):
     config = next(iter(trials.values()))[0]
     iterations = recipes.iterations(config, data)
     if config.rewind_iteration >= iterations:
@@ -84,7 +87,9 @@ def _run_levels(trials, data, verbose, engine, layout=None):
             count = f"{len(flat)} networks trained together" if len(flat) > 1 else "1 network"
             print(f"Level {level}/{config.levels}: {kept:.1f}% of weights remaining ({iterations} iterations, "
                   f"{count}: {_describe(jobs)}; backend {backend.name()})")
-        results, models = train_jobs(flat, data, level, verbose, engine)
+        networks = _networks(jobs, todo, level, tensorboard)
+        results, models = train_jobs(flat, data, level, verbose, engine, labels=[n.label for n in networks],
+                                     callbacks=for_networks(callbacks, tensorboard, networks))
         done = iter(zip(flat, results, models))
         for seed, seed_jobs in jobs.items():
             with store.atomic_dir(paths.level(todo[seed][1], level)) as tmp:
@@ -99,6 +104,28 @@ def _run_levels(trials, data, verbose, engine, layout=None):
     return rows
 
 
+def _networks(jobs, todo, level, tensorboard):
+    """The level's networks (``supermask.engine.callbacks.Network``), named
+    "<hash>/trial_<seed>/level_<L>[/control]"; with ``tensorboard``, each trial's mask density per
+    layer at this level (``density/<layer>``, ``density/overall``, step = level) goes to
+    "<tensorboard>/<hash>/trial_<seed>"."""
+    networks = []
+    for key, seed_jobs in jobs.items():
+        trial_dir = todo[key][1]
+        trial = Path(trial_dir.parent.name, trial_dir.name)
+        if tensorboard is not None:
+            masks = seed_jobs[0].masks
+            values = {f"density/{k}": v for k, v in density(masks).items()}
+            values["density/overall"] = overall_density(masks)
+            write_scalars(Path(tensorboard) / trial, level, values)
+        for job in seed_jobs:
+            role = job.folder.name or "ticket"
+            networks.append(Network(f"{key if isinstance(key, str) else f'trial {key}'} {role}",
+                                    str(trial / paths.level(".", level).name / job.folder), len(networks),
+                                    job.config.seed, level, role))
+    return networks
+
+
 def _describe(jobs):
     """"trial 0 (ticket, control), trial 1 (...)" for the progress line."""
     def name(key):
@@ -108,7 +135,7 @@ def _describe(jobs):
 
 
 def run(config=None, root="runs/lottery", trials=1, data_dir=None, resume=False, verbose=1, redo_level=None,
-        engine=None, *, model=None, data=None, **hparams):
+        engine=None, *, model=None, data=None, callbacks=None, tensorboard=None, **hparams):
     """Run ``trials`` trials (seeds ``config.seed`` ...); return {seed: summary rows}.
 
     ``config``: a ``LotteryConfig``; or leave it out and give its fields as keyword
@@ -122,6 +149,14 @@ def run(config=None, root="runs/lottery", trials=1, data_dir=None, resume=False,
     The experiment folder is ``root/<hash of the resolved config but seed and levels>``;
     its ``hparams.json`` records every resolved value. ``resume`` continues finished
     levels; ``redo_level`` (implies ``resume``) reruns that level and every later one.
+    ``callbacks``: Keras callbacks called at each record point of every network
+    (``supermask.train.train_model``): a function ``network -> list`` (a
+    ``supermask.engine.callbacks.Network``: ``label`` "trial 0 control", ``name``
+    "<hash>/trial_0/level_2/control", ``seed``, ``level``, ``role``), called for each network of
+    each level; a plain list only when a level trains one network. ``tensorboard``: a folder
+    for TensorBoard scalars, one run per network, ``<tensorboard>/<name>`` (loss and accuracy
+    at each record point, x = iteration), and each trial's per-layer density per level in
+    ``<tensorboard>/<hash>/trial_<seed>`` (x = level); off by default, not part of the hash.
     At the end it writes the experiment's ``summary.csv`` (mean ± std over every trial in
     its folder, ``supermask.results``) and, with several trials, prints that table.
 
@@ -131,6 +166,7 @@ def run(config=None, root="runs/lottery", trials=1, data_dir=None, resume=False,
                            iterations=1000, pruning="global", root="runs/mine")
     """
     config = runs.settings_for(LotteryConfig, config, model, **hparams)
+    tensorboard = check_tensorboard(tensorboard)
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise ConfigError(f"trials must be an integer >= 1. Received: trials={trials!r}")
     if config.seed + trials - 1 > MAX_SEED:
@@ -150,7 +186,8 @@ def run(config=None, root="runs/lottery", trials=1, data_dir=None, resume=False,
     seeds = [config.seed + t for t in range(trials)]
     experiment, _ = runs.prepare_experiment(config, root, seeds, resume, verbose)
     trials = {seed: (dataclasses.replace(config, seed=seed), paths.trial(experiment, seed)) for seed in seeds}
-    results = run_trials(trials, data, verbose, redo_level=redo_level, engine=engine, layout=layout)
+    results = run_trials(trials, data, verbose, redo_level=redo_level, engine=engine, layout=layout,
+                         callbacks=callbacks, tensorboard=tensorboard)
     # The experiment as a whole: every trial in its folder, this run's and earlier ones.
     everything = load_experiment(experiment)
     summary = write_experiment_summary(everything)

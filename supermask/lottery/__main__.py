@@ -26,7 +26,8 @@ def main(argv=None, prog="python -m supermask.lottery"):
     args = build_parser(prog).parse_args(argv)
     config = config_from_args(LotteryConfig, args)
     return run(config, args.root, trials=args.trials, data_dir=args.data_dir, resume=args.resume,
-               verbose=0 if args.quiet else 1, redo_level=args.redo_level, engine=args.engine)
+               verbose=0 if args.quiet else 1, redo_level=args.redo_level, engine=args.engine,
+               tensorboard=args.tensorboard)
 
 
 if __name__ == "__main__":

@@ -107,8 +107,9 @@ def level_jobs(config, trial_dir, level, layout):
     return jobs
 
 
-def train_jobs(jobs, data, level, verbose=1, engine=None):
-    """Train every job of a level together (``train_many``); returns (results, models)."""
+def train_jobs(jobs, data, level, verbose=1, engine=None, labels=None, callbacks=None):
+    """Train every job of a level together (``train_many``, with ``labels`` and ``callbacks``);
+    returns (results, models)."""
     keras.backend.clear_session()
     models = []
     for job in jobs:
@@ -129,7 +130,8 @@ def train_jobs(jobs, data, level, verbose=1, engine=None):
                          # Level 0 starts at iteration 0 (and snapshots the rewind point);
                          # later levels start at the rewind point.
                          snapshot_iterations=(rewind,) if rewind and level == 0 else (),
-                         start_iteration=rewind if level else 0, verbose=verbose, engine=engine)
+                         start_iteration=rewind if level else 0, verbose=verbose, engine=engine, labels=labels,
+                         callbacks=callbacks)
     return results, models
 
 

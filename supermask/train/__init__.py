@@ -18,6 +18,7 @@ import keras
 
 from supermask import backend, early_stop, identity, recipes
 from supermask.engine import EVAL_BATCH_SIZE, TrainResult, batch_order, train_many  # noqa: F401 (re-exported)
+from supermask.engine.callbacks import Network, check_tensorboard, for_networks
 from supermask.masks import get_masks, get_weights
 from supermask.models import build
 from supermask.optimizers import compile_model, make_optimizer, recipe_optimizer  # noqa: F401 (re-exported)
@@ -32,7 +33,8 @@ __all__ = ["EVAL_BATCH_SIZE", "TrainResult", "batch_order", "compile_model", "co
            "make_optimizer", "recipe_optimizer", "run", "summarize", "train_many", "train_model"]
 
 def train_model(model, data, *, iterations, batch_size, seed=0, eval_every=100,
-                snapshot_iterations=(), start_iteration=0, verbose=1, engine=None, weight_decay=0.0, augment=False):
+                snapshot_iterations=(), start_iteration=0, verbose=1, engine=None, weight_decay=0.0, augment=False,
+                callbacks=None):
     """Train a compiled ``model`` on ``data`` (a ``supermask.data.Dataset``).
 
     Args:
@@ -47,6 +49,9 @@ def train_model(model, data, *, iterations, batch_size, seed=0, eval_every=100,
         engine: "compiled" (default: one compiled program per chunk, see
             ``supermask.engine``) or "fit" (the reference: Keras ``fit`` per chunk).
         weight_decay, augment: see ``supermask.engine.train_many``.
+        callbacks: a list of ``keras.callbacks.Callback``, called at the record points as
+            ``supermask.engine.callbacks`` describes (``on_epoch_end(index, logs)`` with ``loss``,
+            ``accuracy``, ``val_*``, ``test_*``, ``iteration``; ``model.stop_training`` stops).
 
     Returns:
         A ``TrainResult``. Raises ``TrainingError`` if the loss becomes NaN or infinite.
@@ -54,7 +59,7 @@ def train_model(model, data, *, iterations, batch_size, seed=0, eval_every=100,
     return train_many([model], data, iterations=iterations, batch_size=batch_size, seeds=[seed],
                       eval_every=eval_every, snapshot_iterations=snapshot_iterations,
                       start_iteration=start_iteration, verbose=verbose, engine=engine, weight_decay=weight_decay,
-                      augment=augment)[0]
+                      augment=augment, callbacks=callbacks)[0]
 
 
 def summarize(history, criterion="val_loss"):
@@ -64,7 +69,7 @@ def summarize(history, criterion="val_loss"):
 
 
 def run(config=None, data_dir=None, out=None, verbose=1, overwrite=False, out_root=None, engine=None, *,
-        model=None, data=None, **hparams):
+        model=None, data=None, callbacks=None, tensorboard=None, **hparams):
     """Train ``config`` densely; returns the metrics dict.
 
     ``config``, ``model``, ``data`` and keyword hyperparameters as in
@@ -73,8 +78,15 @@ def run(config=None, data_dir=None, out=None, verbose=1, overwrite=False, out_ro
     folder is refused unless ``overwrite`` (then it is replaced whole once the new run is
     complete). ``hparams.json`` holds the resolved config: every default the run used,
     spelled out. ``engine``: see ``train_model``.
+
+    ``callbacks``: Keras callbacks called at each record point (``train_model``): a list, or a
+    function ``network -> list`` (a ``supermask.engine.callbacks.Network``: ``label``, ``name``
+    (the config hash), ``seed``). ``tensorboard``: a folder to write TensorBoard scalars to,
+    ``<tensorboard>/<config hash>`` (``train/loss``, ``val/accuracy``, ... at each record point,
+    x = iteration); off by default, and not part of the config or its hash.
     """
     config = settings_for(TrainConfig, config, model, **hparams)
+    tensorboard = check_tensorboard(tensorboard)
     check_output(out, out_root, overwrite)
     data, config = load_data(config, data, data_dir)
     config = recipes.resolve(config, data)
@@ -88,9 +100,11 @@ def run(config=None, data_dir=None, out=None, verbose=1, overwrite=False, out_ro
             print(f"Training {config.model} on {config.dataset} for {config.iterations} iterations "
                   f"(batch {config.batch_size}, backend {backend.name()})")
         init = get_weights(model)
+        network = Network("dense", config_hash(config), seed=config.seed, role="dense")
         result = train_model(model, data, iterations=config.iterations, batch_size=config.batch_size,
                              seed=config.seed, eval_every=config.eval_every, verbose=verbose, engine=engine,
-                             weight_decay=config.weight_decay or 0.0, augment=bool(config.augment))
+                             weight_decay=config.weight_decay or 0.0, augment=bool(config.augment),
+                             callbacks=for_networks(callbacks, tensorboard, [network])[0])
         metrics = metrics_of(result, config.early_stop, config_hash=config_hash(config), iterations=config.iterations)
         if out is not None:
             save_run(out, model, overwrite, hparams=to_dict(config), metrics=metrics, weights_init=init,

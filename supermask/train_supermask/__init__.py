@@ -34,6 +34,7 @@ import numpy as np
 
 from supermask import backend, identity, recipes
 from supermask.engine import EVAL_BATCH_SIZE, train_many
+from supermask.engine.callbacks import Network, check_tensorboard, for_networks
 from supermask.errors import ConfigError
 from supermask.masks import get_masks, get_weights
 from supermask.models import build as build_model
@@ -94,6 +95,11 @@ def density_report(model):
     return report
 
 
+def _densities(model):
+    """TensorBoard scalars of the inference mask's density: ``density/<layer>``, ``density/total``."""
+    return {f"density/{name}": v["inference"] for name, v in density_report(model).items()}
+
+
 def _evaluate(model, x, y, batch_size=EVAL_BATCH_SIZE):
     if len(x) == 0:
         return {"loss": None, "accuracy": None}
@@ -128,7 +134,7 @@ def final_evaluation(model, data, config):
 
 
 def run(config=None, data_dir=None, out=None, verbose=1, overwrite=False, out_root=None, engine=None, seeds=1, *,
-        model=None, data=None, **hparams):
+        model=None, data=None, callbacks=None, tensorboard=None, **hparams):
     """Learn the supermask of ``config``; returns the metrics dict (a list of them if ``seeds`` > 1).
 
     ``config`` (a ``SupermaskConfig``), ``model``, ``data`` and keyword hyperparameters as
@@ -138,8 +144,17 @@ def run(config=None, data_dir=None, out=None, verbose=1, overwrite=False, out_ro
     ``seeds``: learn the masks of seeds ``config.seed`` .. ``config.seed + seeds - 1``
     together (``train_many``: one program on JAX), each written as if it had run alone,
     to ``out/seed_<seed>`` (or ``out_root/<its hash>``).
+
+    ``callbacks``: Keras callbacks called at each record point (``supermask.train.train_model``):
+    a list (one seed), or a function ``network -> list`` called per seed (a
+    ``supermask.engine.callbacks.Network``: ``label`` "seed <seed>", ``name`` its config hash,
+    ``seed``). ``tensorboard``: a folder to write TensorBoard scalars to, one run per seed,
+    ``<tensorboard>/<config hash>``: loss and accuracy (``train/``, ``val/``, ``test/``) and the
+    inference mask's density per layer (``density/<layer>``, ``density/total``) at each record
+    point, x = iteration; off by default, not part of the config or its hash.
     """
     config = settings_for(SupermaskConfig, config, model, **hparams)
+    tensorboard = check_tensorboard(tensorboard)
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ConfigError(f"seeds must be an integer >= 1. Received: seeds={seeds!r}")
     if config.seed + seeds - 1 > MAX_SEED:
@@ -155,11 +170,11 @@ def run(config=None, data_dir=None, out=None, verbose=1, overwrite=False, out_ro
     with contextlib.ExitStack() as stack:
         for folder in outs:
             stack.enter_context(claim_output(folder, overwrite))
-        metrics = _learn(configs, data, outs, verbose, overwrite, engine)
+        metrics = _learn(configs, data, outs, verbose, overwrite, engine, callbacks, tensorboard)
     return metrics if seeds > 1 else metrics[0]
 
 
-def _learn(configs, data, outs, verbose, overwrite, engine):
+def _learn(configs, data, outs, verbose, overwrite, engine, callbacks=None, tensorboard=None):
     config = configs[0]
     keras.utils.set_random_seed(config.seed)
     models = [build(c, data.input_shape, data.num_classes) for c in configs]
@@ -172,8 +187,11 @@ def _learn(configs, data, outs, verbose, overwrite, engine):
               f"(batch {batch_size}, {config.optimizer} lr {config.learning_rate}, backend {backend.name()}"
               + (f", seeds {config.seed}..{configs[-1].seed} together" if len(configs) > 1 else "") + ")")
     inits = [get_weights(model) for model in models]
+    networks = [Network(f"seed {c.seed}", config_hash(c), k, c.seed, role="supermask") for k, c in enumerate(configs)]
     results = train_many(models, data, iterations=iterations, batch_size=batch_size, seeds=[c.seed for c in configs],
-                         eval_every=config.eval_every, verbose=verbose, engine=engine)
+                         eval_every=config.eval_every, verbose=verbose, engine=engine,
+                         labels=[n.label for n in networks],
+                         callbacks=for_networks(callbacks, tensorboard, networks, extra=_densities))
     all_metrics = []
     for c, model, init, result, out in zip(configs, models, inits, results, outs):
         final = final_evaluation(model, data, c)
