@@ -23,7 +23,7 @@ _EXPORTS = {
     "ExportError": "errors", "NonFiniteWeightsError": "errors", "UnsupportedLayerError": "errors",
     "VerificationError": "errors", "ExportReport": "exporter", "export_model": "exporter",
     "export_run": "exporter", "to_onnx": "onnx_graph", "densify": "sparse", "sparsify": "sparse",
-    "to_ops": "ops",
+    "to_ops": "reader",
 }
 __all__ = sorted([*_EXPORTS, "strip"])
 
