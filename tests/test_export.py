@@ -494,7 +494,7 @@ class SubclassedNet(keras.Model):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.conv = keras.layers.Conv1D(8, 3, activation="relu", name="conv", **Z)
-        self.hidden = keras.layers.Dense(32, activation="relu", name="hidden", **Z)
+        self.hidden = keras.layers.Dense(256, activation="relu", name="hidden", **Z)
         self.out = keras.layers.Dense(3, name="out", **Z)
 
     def call(self, x):
@@ -564,10 +564,10 @@ def test_native_refusal_and_a_failed_standard_route_are_one_line_without_a_file(
         raise RuntimeError("no ONNX form for this op\nsecond line")
 
     monkeypatch.setattr(standard, "EXPORTERS", dict.fromkeys(standard.EXPORTERS, broken))
-    message = r"No standard ONNX exporter .* RuntimeError: no ONNX form for this op;"
+    message = r"No standard ONNX exporter .* RuntimeError: no ONNX form for this op[;)]"
     with pytest.raises(ExportError, match=message) as info:
         export_model(model, tmp_path / "standard.onnx")
-    assert "\n" not in str(info.value) and "KERAS_BACKEND=tensorflow" in str(info.value)
+    assert "\n" not in str(info.value) and "Export under KERAS_BACKEND=" in str(info.value)
     with pytest.raises(SystemExit):  # the CLI: one line, no file
         run_main(export_cli.main, [str(fc_run), "--out", str(tmp_path / "cli.onnx"), "--exporter", "standard"])
     err = capsys.readouterr().err.strip()

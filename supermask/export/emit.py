@@ -118,8 +118,12 @@ def pool(g, op, v):
     if v.rank != len(op.pool_size) + 1:
         raise ExportError(f"Layer '{op.name}' pools {len(op.pool_size)}-D windows, receives shape {v.shape}.")
     pads, sizes = window(v.shape[:-1], op.pool_size, op.strides, op.padding, f"Layer '{op.name}'")
+    x, rank = v.name, len(op.pool_size)
+    if op.edge_pad and pads[:rank] != pads[rank:]:  # Keras on torch: uneven pads copy the edge, which counts
+        x = g.node("Pad", [x, g.shape_const([0, 0, *pads[:rank], 0, 0, *pads[rank:]], op.name)], op.name, mode="edge")
+        pads = [0] * (2 * rank)
     attrs = {"count_include_pad": 0} if op.kind == "avg" else {}
-    x = g.node("MaxPool" if op.kind == "max" else "AveragePool", [v.name], op.name,
+    x = g.node("MaxPool" if op.kind == "max" else "AveragePool", [x], op.name,
                kernel_shape=list(op.pool_size), strides=list(op.strides), pads=pads, **attrs)
     return Value(x, (*sizes, v.shape[-1]), True)
 

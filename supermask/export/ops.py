@@ -54,12 +54,15 @@ class Conv(Op):
 
 @dataclass(frozen=True, eq=False)
 class Pool(Op):
-    """A 1-D or 2-D window pool ("max" or "avg"; "same" averages over the valid entries only)."""
+    """A 1-D or 2-D window pool ("max" or "avg"; "same" averages over the valid entries only, except
+    with ``edge_pad``: Keras's torch backend pads uneven "same" windows with copies of the edge, which
+    then count in the average)."""
 
     kind: str = "max"
     pool_size: tuple = ()
     strides: tuple = ()
     padding: str = "valid"
+    edge_pad: bool = False
 
 
 @dataclass(frozen=True, eq=False)

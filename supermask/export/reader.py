@@ -181,8 +181,10 @@ def _layer_ops(layer, name):
         return [O.Reshape(name, shape=tuple(int(d) for d in layer.target_shape))]
     if type(layer) in _POOLS:
         _check_channels_last(layer)
-        return [O.Pool(name, kind=_POOLS[type(layer)], pool_size=_tuple(layer.pool_size),
-                       strides=_tuple(layer.strides or layer.pool_size), padding=_padding(layer))]
+        kind, padding = _POOLS[type(layer)], _padding(layer)
+        edge_pad = kind == "avg" and padding == "same" and keras.backend.backend() == "torch"
+        return [O.Pool(name, kind=kind, pool_size=_tuple(layer.pool_size),
+                       strides=_tuple(layer.strides or layer.pool_size), padding=padding, edge_pad=edge_pad)]
     if type(layer) in _GLOBAL_POOLS:
         _check_channels_last(layer)
         return [O.GlobalPool(name, kind=_GLOBAL_POOLS[type(layer)], keepdims=bool(layer.keepdims))]

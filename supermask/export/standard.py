@@ -78,10 +78,11 @@ def write(model, path, *, storage="auto", ternary="auto", ternary_bits=8, ternar
             failures.append(f"{route}: {_first_line(exc)}")
             continue
         return layers, route, check
+    other = "torch (torch.onnx)" if keras.backend.backend() == "tensorflow" else "tensorflow (tf2onnx)"
     raise ExportError(
         f"No standard ONNX exporter gave a file that onnxruntime runs for model '{model.name}' on "
-        f"KERAS_BACKEND={keras.backend.backend()} ({'; '.join(failures)}). Export under another backend "
-        "(KERAS_BACKEND=tensorflow uses tf2onnx), or replace the layer the native builder refused.")
+        f"KERAS_BACKEND={keras.backend.backend()} ({'; '.join(failures)}). Export under KERAS_BACKEND={other}, "
+        "or replace the layers the native builder refused by ones it covers.")
 
 
 def model_input_shape(model):
