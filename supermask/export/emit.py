@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from supermask.export.errors import ExportError
+from supermask.export.errors import ExportError, UnsupportedLayerError
 
 SELU = (1.67326324, 1.05070098)  # keras.activations.selu's alpha and scale
 _SIMPLE = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softplus": "Softplus", "softsign": "Softsign",
@@ -153,7 +153,8 @@ def merge(g, op, values):
     terms = []
     for v in values:
         if v.shape != first.shape:
-            raise ExportError(f"Layer '{op.name}' merges tensors of shapes {first.shape} and {v.shape}.")
+            raise UnsupportedLayerError(f"Unsupported layer '{op.name}': it merges tensors of shapes {first.shape} "
+                                        f"and {v.shape} (broadcasting).")
         terms.append((to_first if first.first else to_last)(g, v, op.name).name)
     if op.kind == "average":
         return Value(g.node("Mean", terms, op.name), first.shape, first.first)
@@ -193,7 +194,7 @@ def reshape(g, op, v):
     if target.count(-1) == 1 and known and size % known == 0:
         target[target.index(-1)] = size // known
     if target.count(-1) or math.prod(target) != size:
-        raise ExportError(f"Layer '{op.name}' cannot reshape {v.shape} to {op.shape}.")
+        raise UnsupportedLayerError(f"Unsupported layer '{op.name}': cannot reshape {v.shape} to {op.shape}.")
     v = to_last(g, v, op.name)
     return Value(g.node("Reshape", [v.name, g.shape_const([-1, *target], op.name)], op.name), tuple(target))
 

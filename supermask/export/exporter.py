@@ -88,30 +88,29 @@ def export_model(model, path, *, exporter="auto", storage="auto", ternary="auto"
         verify: compare onnxruntime with Keras on random inputs before keeping the file.
     """
     check_choice("exporter", exporter, EXPORTERS)
-    stripped, refusal = None, None
+    stripped, refusal, proto = None, None, None
+    metadata = {"export_backend": keras.backend.backend(), "keras_version": keras.__version__,
+                "inference_mask": "deterministic", **(metadata or {})}
     if exporter != "standard":
         try:
             stripped = to_ops(model)
+            proto, layers = to_onnx(stripped, storage=storage, ternary=ternary, ternary_bits=ternary_bits,
+                                    ternary_op=ternary_op, metadata={**metadata, "exporter": "native"})
         except UnsupportedLayerError as exc:
             if exporter == "native":
                 raise
             refusal = str(exc).split(". ")[0]
-    metadata = {"export_backend": keras.backend.backend(), "keras_version": keras.__version__,
-                "inference_mask": "deterministic", "exporter": "native" if stripped else "standard",
-                **({"native_refusal": refusal} if refusal else {}), **(metadata or {})}
+        except onnx.checker.ValidationError as exc:
+            raise ExportError(f"onnx.checker rejects the exported graph ({exc}); this is an exporter bug.") from None
     path = Path(path)
-    if stripped is None:
+    if proto is None:
+        metadata = {**metadata, "exporter": "standard", **({"native_refusal": refusal} if refusal else {})}
         check_destination(path)
         with store.atomic_path(path) as tmp, deterministic(model):
             layers, _, check = standard.write(model, tmp, storage=storage, ternary=ternary, ternary_bits=ternary_bits,
                                               ternary_op=ternary_op, metadata=metadata,
                                               verify_model=model if verify else None)
         return ExportReport(path, path.stat().st_size, layers, read_metadata(path), check)
-    try:
-        proto, layers = to_onnx(stripped, storage=storage, ternary=ternary, metadata=metadata,
-                                ternary_bits=ternary_bits, ternary_op=ternary_op)
-    except onnx.checker.ValidationError as exc:
-        raise ExportError(f"onnx.checker rejects the exported graph ({exc}); this is an exporter bug.") from None
     check_destination(path)
     check = None
     with store.atomic_path(path) as tmp:
