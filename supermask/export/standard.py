@@ -146,7 +146,8 @@ def _worker_export(stripped, shape, work):
     classes = sorted({(type(layer).__module__, type(layer).__qualname__)
                       for layer in [stripped, *(layer for _, layer in convert.walk(stripped))]
                       if not type(layer).__module__.startswith("keras")})
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow",
+    # On the CPU: converting needs no accelerator, and this process may hold it.
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2",
            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))}
     worker = Path(__file__).with_name("tf_worker.py")  # run as a script: the child imports no supermask module
     proc = subprocess.run([sys.executable, str(worker), str(saved), str(out),

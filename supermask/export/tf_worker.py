@@ -9,7 +9,11 @@ The last line on stderr says why, when it fails.
 
 import importlib
 import json
+import os
 import sys
+
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]  # run as a script: this folder's modules (ops, sparse, ...) must not shadow others
 
 OPSET = 17
 
