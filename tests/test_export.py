@@ -416,7 +416,7 @@ def randomized(model, seed, density=0.4):
 
 
 def sequence_model():
-    """1-D: masked Conv1D (same, strided, causal + dilated), tanh / gelu / swish, Concatenate on the
+    """1-D: masked Conv1D (same, strided + grouped, causal + dilated), tanh / gelu / swish, Concatenate on the
     channel and the time axis, max / average pools ("same" averages over valid steps), global pools
     with keepdims, Reshape, a Dense over the time steps, Multiply / Subtract / Average."""
     L = keras.layers
@@ -426,7 +426,7 @@ def sequence_model():
     x = L.Concatenate(name="cat_channels")([a, b])                                  # (24, 12)
     x = L.MaxPooling1D(2, name="max1")(x)                                            # (12, 12)
     x = L.AveragePooling1D(3, strides=2, padding="same", name="avg1")(x)             # (6, 12)
-    x = MaskedConv1D(8, 2, strides=2, activation="swish", name="conv_c", **Z)(x)              # (3, 8)
+    x = MaskedConv1D(8, 2, strides=2, groups=2, activation="swish", name="conv_c", **Z)(x)              # (3, 8)
     x = L.Concatenate(axis=1, name="cat_time")([x, L.Activation("sigmoid", name="sig")(x)])  # (6, 8)
     g_max = L.GlobalMaxPooling1D(name="gmax")(x)
     g_avg = L.Reshape((8,), name="squeeze")(L.GlobalAveragePooling1D(keepdims=True, name="gavg")(x))
