@@ -12,7 +12,7 @@ import pytest
 onnx = pytest.importorskip("onnx", reason="the ONNX export needs onnx (see requirements.lock)")
 pytest.importorskip("onnxruntime", reason="the ONNX export needs onnxruntime (see requirements.lock)")
 
-from supermask import check, paths, store
+from supermask import check, convert, paths, store
 from supermask import masks as M
 from supermask.train import __main__ as train_cli
 from supermask.cli import run_main
@@ -20,10 +20,11 @@ from supermask.errors import ConfigError
 from supermask.export import (ExportError, NonFiniteWeightsError, UnsupportedLayerError, densify,
                               export_model, export_run, sparsify, verify)
 from supermask.export import __main__ as export_cli
-from supermask.export.onnx_graph import same_pads
+from supermask.export import ops
+from supermask.export.emit import same_pads
 from supermask.export.runs import load_model, resolve
 from supermask.export.sparse import choose_storage, ternary_scale
-from supermask.layers import MaskedConv2D, MaskedDense
+from supermask.layers import MaskedConv1D, MaskedConv2D, MaskedDense
 from supermask.models import build as build_model
 
 ATOL = 1e-4
@@ -247,22 +248,22 @@ def test_nan_weights_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("make", [lambda: keras.layers.LayerNormalization(name="ln"),
-                                  lambda: keras.layers.Reshape((4, 5), name="reshape")], ids=["layernorm", "reshape"])
-def test_unsupported_layers_are_refused(make, tmp_path):
+                                  lambda: keras.layers.UnitNormalization(name="unit")], ids=["layernorm", "unitnorm"])
+def test_native_exporter_refuses_layers_it_does_not_cover(make, tmp_path):
     extra = make()
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
                               MaskedDense(20, kernel_initializer="zeros", name="fc1"),
                               extra, MaskedDense(10, kernel_initializer="zeros", name="output")])
     cls = type(extra).__name__
     with pytest.raises(UnsupportedLayerError, match=rf"Unsupported layer '{extra.name}' \({cls}\)"):
-        export_model(model, tmp_path / "bad.onnx")
+        export_model(model, tmp_path / "bad.onnx", exporter="native")
     assert only_files(tmp_path) == []
 
 
 def test_unsupported_activation_and_unbuilt_model_are_refused(tmp_path):
-    softmax = keras.Sequential([keras.Input((4,)), MaskedDense(3, activation="softmax", name="out")])
-    with pytest.raises(UnsupportedLayerError, match="'out' .*activation 'softmax'"):
-        export_model(softmax, tmp_path / "a.onnx")
+    sparsemax = keras.Sequential([keras.Input((4,)), MaskedDense(3, activation="sparsemax", name="out")])
+    with pytest.raises(UnsupportedLayerError, match="'out' .*activation 'sparsemax'"):
+        export_model(sparsemax, tmp_path / "a.onnx", exporter="native")
     with pytest.raises(ExportError, match="has not been built"):
         export_model(keras.Sequential([MaskedDense(3)]), tmp_path / "b.onnx")
     assert only_files(tmp_path) == []
@@ -396,3 +397,179 @@ def test_help_documents_every_flag():
     text = check.build_parser().format_help()
     for flag in ("--dataset", "--data-dir", "--split", "--batch-size", "--repeats", "--threads"):
         assert flag in text
+
+
+# --- native coverage: activations, Conv1D, Concatenate, pooling variants, Reshape, merges ---------------
+Z = {"kernel_initializer": "zeros"}  # weights come from numpy (and JAX compiles no initializer per shape)
+
+
+def randomized(model, seed, density=0.4):
+    """``model`` (masked layers) with random weights (scaled per layer) and random masks of ``density``."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for key, value in M.get_weights(model).items():
+        scale = 1 / np.sqrt(np.prod(value.shape[:-1])) if value.ndim > 1 else 0.1
+        weights[key] = (rng.normal(size=value.shape) * scale).astype("float32")
+    M.set_weights(model, weights)
+    M.set_masks(model, {name: rng.random(m.shape) < density for name, m in M.get_masks(model).items()})
+    return model
+
+
+def sequence_model():
+    """1-D: masked Conv1D (same, strided + grouped, causal + dilated), tanh / gelu / swish, Concatenate on the
+    channel and the time axis, max / average pools ("same" averages over valid steps), global pools
+    with keepdims, Reshape, a Dense over the time steps, Multiply / Subtract / Average."""
+    L = keras.layers
+    inputs = keras.Input((24, 4), name="sequence")
+    a = MaskedConv1D(6, 3, padding="same", activation="tanh", name="conv_a", **Z)(inputs)
+    b = MaskedConv1D(6, 3, padding="causal", dilation_rate=2, activation="gelu", name="conv_b", **Z)(inputs)
+    x = L.Concatenate(name="cat_channels")([a, b])                                  # (24, 12)
+    x = L.MaxPooling1D(2, name="max1")(x)                                            # (12, 12)
+    x = L.AveragePooling1D(3, strides=2, padding="same", name="avg1")(x)             # (6, 12)
+    x = MaskedConv1D(8, 2, strides=2, groups=2, activation="swish", name="conv_c", **Z)(x)              # (3, 8)
+    x = L.Concatenate(axis=1, name="cat_time")([x, L.Activation("sigmoid", name="sig")(x)])  # (6, 8)
+    g_max = L.GlobalMaxPooling1D(name="gmax")(x)
+    g_avg = L.Reshape((8,), name="squeeze")(L.GlobalAveragePooling1D(keepdims=True, name="gavg")(x))
+    merged = L.Average(name="average")([L.Multiply(name="mul")([g_max, g_avg]), L.Subtract(name="sub")([g_max, g_avg])])
+    seq = MaskedDense(5, activation="elu", name="per_step", **Z)(L.Reshape((4, 12), name="regroup")(x))  # per step
+    x = L.Concatenate(name="cat_flat")([merged, L.Flatten(name="flat")(seq)])
+    return keras.Model(inputs, MaskedDense(3, name="logits", **Z)(x), name="sequence_net")
+
+
+def image_model():
+    """2-D: ReLU(max_value, negative_slope, threshold), LeakyReLU, ELU, PReLU, ZeroPadding2D,
+    "same" average pooling, Concatenate on a spatial axis, Maximum / Minimum, GlobalMaxPooling2D,
+    a Dense on channels, Softmax over the channels, Dropout."""
+    L = keras.layers
+    inputs = keras.Input((10, 10, 2), name="image")
+    x = MaskedConv2D(6, 3, padding="same", activation="selu", name="conv1", **Z)(inputs)
+    x = L.ReLU(max_value=1.5, negative_slope=0.1, threshold=0.2, name="relu_general")(x)
+    y = L.ZeroPadding2D(((1, 0), (0, 0)), name="pad")(L.LeakyReLU(0.3, name="leaky")(x))  # (11, 10, 6)
+    y = L.AveragePooling2D(2, padding="same", name="avg")(y)                            # (6, 5, 6)
+    z = L.MaxPooling2D(2, strides=1, name="max")(L.ELU(0.5, name="elu")(x))             # (9, 9, 6)
+    z = MaskedConv2D(6, 4, dilation_rate=(1, 2), padding="same", activation="softplus", name="conv2", **Z)(z)
+    z = L.MaxPooling2D(3, strides=2, padding="same", name="max2")(z)                    # (5, 5, 6)
+    y = L.Concatenate(axis=1, name="cat_rows")([y, z])                                 # (11, 5, 6)
+    y = L.PReLU(name="prelu")(MaskedDense(4, activation="mish", name="mix", **Z)(y))
+    y = L.Maximum(name="maximum")([y, L.Minimum(name="minimum")([y, L.Activation("hard_sigmoid", name="hs")(y)])])
+    y = L.Dropout(0.3, name="drop")(L.Softmax(name="softmax")(y))
+    x = L.Concatenate(name="cat")([L.GlobalMaxPooling2D(name="gmax")(y), L.Flatten(name="flat")(
+        L.GlobalAveragePooling2D(keepdims=True, name="gavg")(x))])
+    return keras.Model(inputs, MaskedDense(4, activation="log_softmax", name="logits", **Z)(x), name="image_net")
+
+
+def assert_checked(report):
+    """The export's own self-check (onnxruntime vs Keras on random inputs) passed tightly."""
+    assert report.check.count == 64 and report.check.max_abs_diff <= ATOL and report.check.argmax_agreement == 1.0
+
+
+@pytest.mark.parametrize("make", [sequence_model, image_model], ids=["sequence", "image"])
+def test_common_layers_export_natively_and_match_keras(make, tmp_path):
+    model = randomized(make(), seed=11)
+    report = export_model(model, tmp_path / "m.onnx")  # self-checked against Keras in onnxruntime
+    assert report.metadata["exporter"] == "native" and only_files(tmp_path) == ["m.onnx"]
+    assert_checked(report)
+    masks = M.get_masks(model)
+    assert {r["layer"]: r["density"] for r in report.layers} == pytest.approx(
+        {name: mask.mean() for name, mask in masks.items()}, abs=1e-9)
+    assert {r["op"] for r in report.layers} == ({"conv1d", "dense"} if make is sequence_model else {"conv2d", "dense"})
+
+
+def test_every_activation_exports_natively(tmp_path):
+    names = [n for n in ops.ACTIVATIONS if n != "linear"]
+    x = inputs = keras.Input((6,))
+    for name in names:
+        x = MaskedDense(6, activation=name, name=name, **Z)(x)
+    model = randomized(keras.Model(inputs, MaskedDense(3, name="out", **Z)(x)), seed=12, density=0.8)
+    report = export_model(model, tmp_path / "act.onnx")
+    assert [r["layer"] for r in report.layers] == [*names, "out"]
+    assert_checked(report)
+
+
+# --- the standard route: a standard exporter, then the same sparse / ternary storage -------------------
+@keras.saving.register_keras_serializable(package="supermask_tests")
+class SubclassedNet(keras.Model):
+    """A subclassed model of plain layers (masked by ``convert.masked``): Conv1D, ops in ``call``, Dense."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = keras.layers.Conv1D(8, 3, activation="relu", name="conv", **Z)
+        self.hidden = keras.layers.Dense(256, activation="relu", name="hidden", **Z)
+        self.out = keras.layers.Dense(3, name="out", **Z)
+
+    def call(self, x):
+        x = self.conv(x)
+        x = keras.ops.concatenate([keras.ops.max(x, axis=1), keras.ops.mean(x, axis=1)], axis=-1)
+        return self.out(self.hidden(x))
+
+
+def layernorm_model():
+    L = keras.layers
+    inputs = keras.Input((10, 10, 2))
+    x = L.MaxPooling2D(2)(MaskedConv2D(8, 3, padding="same", activation="relu", name="conv", **Z)(inputs))
+    x = L.Flatten()(L.LayerNormalization(name="ln")(x))  # LayerNormalization: not native
+    x = MaskedDense(48, activation="relu", name="hidden", **Z)(x)
+    return keras.Model(inputs, MaskedDense(3, name="out", **Z)(x), name="layernorm_net")
+
+
+def subclassed_model():
+    model = SubclassedNet(name="subclassed")
+    model(np.zeros((2, 12, 4), "float32"))
+    return convert.masked(model)
+
+
+@pytest.mark.parametrize("make", [layernorm_model, subclassed_model], ids=["layernorm", "subclassed"])
+def test_standard_route_keeps_sparse_and_ternary_storage(make, tmp_path):
+    """A layer (or a model) the native builder refuses: a standard exporter, then the masked kernels
+    stored sparse (float32; the subclassed model's signed-constant ones ternary int8) in whatever
+    layout the exporter chose."""
+    ternary = make is subclassed_model
+    model = randomized(make(), seed=13, density=0.05 if ternary else 0.1)  # int8 is sparse below 1/9
+    if ternary:
+        M.set_weights(model, {k: (np.sign(v) * np.float32(0.05)).astype(np.float32)
+                              for k, v in M.get_weights(model).items() if k.endswith("/kernel")})
+    report = export_model(model, tmp_path / "m.onnx", ternary="on" if ternary else "auto")  # auto -> standard
+    assert_checked(report)
+    meta = verify.metadata(report.path)
+    assert meta["exporter"] == "standard" and meta["standard_route"]
+    assert meta["export_backend"] == keras.backend.backend()
+    refused = "'ln' (LayerNormalization)" if make is layernorm_model else "is a subclassed model"
+    assert refused in meta["native_refusal"]
+    masks = M.get_masks(model)
+    assert meta["density"] == pytest.approx({k: m.mean() for k, m in masks.items()}, abs=1e-9)
+    dtype = "ternary int8" if ternary else "float32"
+    assert {r["layer"]: (r["storage"], r["dtype"][:len(dtype)]) for r in report.layers} == {
+        k: ("sparse", dtype) for k in masks}
+    proto = onnx.load(str(report.path))
+    stored = sorted((int(np.prod(t.dims)), t.values.data_type) for t in proto.graph.sparse_initializer)
+    for kernel in M.kernels(M.get_weights(model)).values():  # each masked kernel, in whatever layout
+        assert (kernel.size, onnx.TensorProto.INT8 if ternary else onnx.TensorProto.FLOAT) in stored
+    int8_entries = 0
+    for tensor in list(proto.graph.sparse_initializer):  # the same file with every tensor dense float32
+        proto.graph.initializer.append(onnx.numpy_helper.from_array(densify(tensor), tensor.values.name))
+        int8_entries += int(np.prod(tensor.dims)) if ternary else 0
+    del proto.graph.sparse_initializer[:]
+    assert report.bytes < 0.6 * (proto.ByteSize() + 3 * int8_entries)
+    assert only_files(tmp_path) == ["m.onnx"]
+
+
+def test_native_refusal_and_a_failed_standard_route_are_one_line_without_a_file(fc_run, tmp_path, capsys,
+                                                                                monkeypatch):
+    model = randomized(layernorm_model(), seed=14)
+    with pytest.raises(UnsupportedLayerError, match=r"Unsupported layer 'ln' \(LayerNormalization\).*exporter='auto'"):
+        export_model(model, tmp_path / "native.onnx", exporter="native")
+    from supermask.export import standard
+
+    def broken(*args):
+        raise RuntimeError("no ONNX form for this op\nsecond line")
+
+    monkeypatch.setattr(standard, "EXPORTERS", dict.fromkeys(standard.EXPORTERS, broken))
+    message = r"No standard ONNX exporter .* RuntimeError: no ONNX form for this op[;)]"
+    with pytest.raises(ExportError, match=message) as info:
+        export_model(model, tmp_path / "standard.onnx")
+    assert "\n" not in str(info.value) and "Export under KERAS_BACKEND=" in str(info.value)
+    with pytest.raises(SystemExit):  # the CLI: one line, no file
+        run_main(export_cli.main, [str(fc_run), "--out", str(tmp_path / "cli.onnx"), "--exporter", "standard"])
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: No standard ONNX exporter") and "\n" not in err
+    assert only_files(tmp_path) == []

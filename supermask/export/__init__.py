@@ -9,10 +9,13 @@ or ``python -m supermask.export RUN_DIR --out ticket.onnx`` and
 
 ``strip`` is ``supermask.convert.strip`` (a Keras model with the masks folded into plain layers).
 
-Modules: ``ops`` (model -> plain ops with the masks folded in, ``to_ops``), ``sparse`` (dense / sparse /
-ternary storage of a tensor), ``onnx_graph`` (the ONNX graph and its metadata), ``verify``
-(onnxruntime: logits, comparison with Keras, accuracy, throughput), ``runs`` (which folder
-holds the model to export), ``exporter`` (the two entry points above).
+Modules: ``ops`` (the plain ops), ``reader`` (a Keras model -> plain ops with the masks folded in,
+``to_ops``), ``emit`` (each op's ONNX nodes), ``onnx_graph`` (the native ONNX graph and its
+metadata), ``sparse`` (dense / sparse / ternary storage of a tensor), ``standard`` (the standard
+route: a model the native builder does not cover, through tf2onnx / torch.onnx / jax2onnx;
+``tf_worker`` runs tf2onnx in a TensorFlow process), ``rewrite`` (that file's kernels into sparse /
+ternary storage), ``verify`` (onnxruntime: logits, comparison with Keras, accuracy, throughput),
+``runs`` (which folder holds the model to export), ``exporter`` (the two entry points above).
 
 Names are imported lazily: ``supermask.check`` computes with onnxruntime alone.
 """
@@ -23,7 +26,7 @@ _EXPORTS = {
     "ExportError": "errors", "NonFiniteWeightsError": "errors", "UnsupportedLayerError": "errors",
     "VerificationError": "errors", "ExportReport": "exporter", "export_model": "exporter",
     "export_run": "exporter", "to_onnx": "onnx_graph", "densify": "sparse", "sparsify": "sparse",
-    "to_ops": "ops",
+    "to_ops": "reader",
 }
 __all__ = sorted([*_EXPORTS, "strip"])
 

@@ -10,7 +10,7 @@ been trained on any backend; the export runs on the active one.
 
 from supermask.cli import ArgumentParser, run_main
 
-from supermask.export.exporter import export_run
+from supermask.export.exporter import EXPORTERS, export_run
 from supermask.export.sparse import STORAGES, TERNARY, TERNARY_BITS, TERNARY_OPS
 
 
@@ -29,6 +29,11 @@ def build_parser(prog=None):
                         help="trial seed to export from an experiment folder (default: the lowest)")
     parser.add_argument("--control", action="store_true",
                         help="export the level's random-reinit control instead of the ticket")
+    parser.add_argument("--exporter", choices=EXPORTERS, default="auto",
+                        help="native: supermask's graph builder (the common layers; refuses others), standard: "
+                             "a standard exporter (tf2onnx, torch.onnx) with the kernels then rewritten to the "
+                             "same sparse/ternary storage, auto: native where it covers the model, else "
+                             "standard (default auto)")
     parser.add_argument("--storage", choices=STORAGES, default="auto",
                         help="weight tensors as dense initializers, sparse_initializers (nonzero values "
                              "+ int64 indices), or auto: whichever is smaller per tensor, i.e. sparse "
@@ -57,8 +62,8 @@ def build_parser(prog=None):
 def main(argv=None, prog=None):
     args = build_parser(prog).parse_args(argv)
     report = export_run(args.run_dir, args.out, level=args.level, trial=args.trial, control=args.control,
-                        storage=args.storage, ternary=args.ternary, ternary_bits=args.ternary_bits,
-                        ternary_op=args.ternary_op, verify=args.verify)
+                        exporter=args.exporter, storage=args.storage, ternary=args.ternary,
+                        ternary_bits=args.ternary_bits, ternary_op=args.ternary_op, verify=args.verify)
     if not args.quiet:
         print(report.format())
     return report

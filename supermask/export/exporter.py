@@ -3,8 +3,11 @@
 ``export_model`` strips the model (masks folded into the kernels), builds the graph with
 per-tensor dense/sparse and float32/ternary storage, checks it with ``onnx.checker``,
 writes it to a temporary file beside ``path``, runs it in onnxruntime against Keras on
-random images (``verify=True``), and only then renames it to ``path``. Any failure leaves
-neither ``path`` nor a temporary file behind.
+random inputs (``verify=True``), and only then renames it to ``path``. Any failure leaves
+neither ``path`` nor a temporary file behind. A model with a layer the native graph builder
+does not cover (or a subclassed model) takes the standard route (``supermask.export.standard``:
+a standard exporter, then the same storage by rewriting its initializers); the file's
+``exporter`` metadata says which route wrote it.
 """
 
 from contextlib import contextmanager
@@ -16,11 +19,14 @@ import onnx
 
 from supermask import store
 from supermask.models import supermask_layers
-from supermask.export import runs
-from supermask.export.errors import ExportError
+from supermask.export import runs, standard
+from supermask.export.errors import ExportError, UnsupportedLayerError
 from supermask.export.onnx_graph import to_onnx
-from supermask.export.ops import to_ops
-from supermask.export.verify import self_check
+from supermask.export.reader import to_ops
+from supermask.export.sparse import check_choice
+from supermask.export.verify import metadata as read_metadata, self_check
+
+EXPORTERS = ("auto", "native", "standard")
 
 
 @dataclass
@@ -63,12 +69,15 @@ def deterministic(model):
             layer.inference_mode = "sampled"
 
 
-def export_model(model, path, *, storage="auto", ternary="auto", ternary_bits=8, ternary_op="dequantize",
-                 metadata=None, verify=True):
+def export_model(model, path, *, exporter="auto", storage="auto", ternary="auto", ternary_bits=8,
+                 ternary_op="dequantize", metadata=None, verify=True):
     """Write ``model`` to the ONNX file ``path``; return an ``ExportReport``.
 
     Args:
-        model: a built ``keras.Sequential`` (see ``supermask.export.ops``).
+        model: a built Keras model (see ``supermask.export.reader`` for the layers the native
+            builder covers).
+        exporter: "auto" (the native builder, else the standard route for a layer or model it
+            does not cover), "native" (refuse such models) or "standard" (``supermask.export.standard``).
         storage: "auto" (per tensor, whichever is smaller), "dense" or "sparse".
         ternary: "auto" (int8 + scale where a kernel's nonzeros share one magnitude),
             "on" (required for every kernel) or "off".
@@ -76,17 +85,32 @@ def export_model(model, path, *, storage="auto", ternary="auto", ternary_bits=8,
         ternary_op: "dequantize" (DequantizeLinear) or "cast" (Cast + Mul, folded into float
             weights by onnxruntime at load: faster at small batches).
         metadata: extra ``metadata_props`` (values turned into strings).
-        verify: compare onnxruntime with Keras on random images before keeping the file.
+        verify: compare onnxruntime with Keras on random inputs before keeping the file.
     """
-    stripped = to_ops(model)
+    check_choice("exporter", exporter, EXPORTERS)
+    stripped, refusal, proto = None, None, None
     metadata = {"export_backend": keras.backend.backend(), "keras_version": keras.__version__,
                 "inference_mask": "deterministic", **(metadata or {})}
-    try:
-        proto, layers = to_onnx(stripped, storage=storage, ternary=ternary, metadata=metadata,
-                                ternary_bits=ternary_bits, ternary_op=ternary_op)
-    except onnx.checker.ValidationError as exc:
-        raise ExportError(f"onnx.checker rejects the exported graph ({exc}); this is an exporter bug.") from None
+    if exporter != "standard":
+        try:
+            stripped = to_ops(model)
+            proto, layers = to_onnx(stripped, storage=storage, ternary=ternary, ternary_bits=ternary_bits,
+                                    ternary_op=ternary_op, metadata={**metadata, "exporter": "native"})
+        except UnsupportedLayerError as exc:
+            if exporter == "native":
+                raise
+            refusal = str(exc).split(". ")[0]
+        except onnx.checker.ValidationError as exc:
+            raise ExportError(f"onnx.checker rejects the exported graph ({exc}); this is an exporter bug.") from None
     path = Path(path)
+    if proto is None:
+        metadata = {**metadata, "exporter": "standard", **({"native_refusal": refusal} if refusal else {})}
+        check_destination(path)
+        with store.atomic_path(path) as tmp, deterministic(model):
+            layers, _, check = standard.write(model, tmp, storage=storage, ternary=ternary, ternary_bits=ternary_bits,
+                                              ternary_op=ternary_op, metadata=metadata,
+                                              verify_model=model if verify else None)
+        return ExportReport(path, path.stat().st_size, layers, read_metadata(path), check)
     check_destination(path)
     check = None
     with store.atomic_path(path) as tmp:
@@ -109,11 +133,11 @@ def check_destination(path):
         raise ExportError(str(exc)) from None
 
 
-def export_run(run_dir, path, *, level=None, trial=None, control=False, storage="auto",
+def export_run(run_dir, path, *, level=None, trial=None, control=False, exporter="auto", storage="auto",
                ternary="auto", ternary_bits=8, ternary_op="dequantize", verify=True):
     """Export the model of a run / level / trial / experiment folder (see ``supermask.export.runs``)."""
     check_destination(path)
     run = runs.resolve(run_dir, level=level, trial=trial, control=control)
     model = runs.load_model(run)
-    return export_model(model, path, storage=storage, ternary=ternary, ternary_bits=ternary_bits,
+    return export_model(model, path, exporter=exporter, storage=storage, ternary=ternary, ternary_bits=ternary_bits,
                         ternary_op=ternary_op, metadata=run.metadata(), verify=verify)

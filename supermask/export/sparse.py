@@ -24,7 +24,7 @@ that ``-0.0`` (what ``kernel * mask`` gives for a pruned negative weight) comes 
 
 import ml_dtypes
 import numpy as np
-from onnx import helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from supermask.errors import ConfigError
 
@@ -143,3 +143,24 @@ def use_ternary(layer, kernel, ternary="auto"):
             f"--ternary on needs signed-constant kernels, but layer '{layer}' has {distinct} distinct "
             "nonzero magnitudes. Use --ternary auto (ternary only where possible) or off.")
     return scale
+
+
+def ternary_tensor(kernel, scale, name, storage="auto", bits=8, op="dequantize"):
+    """``kernel`` (float32, already in the graph's layout) as ternary storage that computes the float
+    tensor called ``name``: ``(dense initializers, sparse initializers, nodes, kind, bytes)``.
+
+    The {-1, 0, +1} tensor is ``name + "_q"`` and the scale ``name + "_scale"``; the node(s)
+    ``DequantizeLinear`` (``op="dequantize"``) or ``Cast`` + ``Mul`` (``op="cast"``) write ``name``.
+    """
+    quantized, scale_name = f"{name}_q", f"{name}_scale"
+    proto, kind, size = ternary_initializer(kernel, quantized, storage, bits)
+    dense, sparse = ([], [proto]) if kind == "sparse" else ([proto], [])
+    dense.append(numpy_helper.from_array(np.asarray(scale, np.float32), scale_name))
+    if op == "cast":  # float(q) * s, folded into float weights by onnxruntime at load
+        nodes = [helper.make_node("Cast", [quantized], [f"{name}_sign"], to=TensorProto.FLOAT, name=f"{name}/Cast"),
+                 helper.make_node("Mul", [f"{name}_sign", scale_name], [name], name=f"{name}/Mul")]
+    else:
+        dense.append(zero_point(f"{name}_zero_point", bits))
+        nodes = [helper.make_node("DequantizeLinear", [quantized, scale_name, f"{name}_zero_point"], [name],
+                                  name=f"{name}/DequantizeLinear")]
+    return dense, sparse, nodes, kind, size + 5
