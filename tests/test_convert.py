@@ -381,7 +381,7 @@ def test_masked_layer_args_survive_a_round_trip(tmp_path):
         MaskedDense(3, kernel_regularizer="l2", freeze_pruned=True)
 
 
-def test_export_expands_nested_blocks_and_sends_subclassed_models_to_strip(tmp_path):
+def test_export_expands_nested_blocks_and_the_native_builder_refuses_subclassed_models(tmp_path):
     from supermask.export import export_model
     from supermask.export.errors import ExportError
 
@@ -398,6 +398,8 @@ def test_export_expands_nested_blocks_and_sends_subclassed_models_to_strip(tmp_p
     report = export_model(residual, tmp_path / "graph.onnx")  # nested Sequential, Add, BN folded, GAP
     assert report.check.within() and report.check.argmax_agreement == 1.0
     assert [d["layer"] for d in report.layers] == ["stem", "block/conv", "down", "hidden", "head"]
+    # The native graph builder refuses a subclassed model (the default exporter="auto" then takes the
+    # standard route, tests/test_export.py).
     with pytest.raises(ExportError, match=r"supermask.convert.strip\(model\)"):
-        export_model(convert.masked(_subclassed()), tmp_path / "subclassed.onnx")
+        export_model(convert.masked(_subclassed()), tmp_path / "subclassed.onnx", exporter="native")
     assert not (tmp_path / "subclassed.onnx").exists()
