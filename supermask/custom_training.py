@@ -44,10 +44,11 @@ from supermask import backend, criteria, identity, paths, runs, store, tickets
 from supermask import masks as M
 from supermask.callbacks import Recorder, WeightSnapshot
 from supermask.convert import layer_kind, prunable_layers
+from supermask.engine.callbacks import LOG_KEYS, TAGS, EventWriter, check_tensorboard, write_scalars
 from supermask.errors import ConfigError
 from supermask.lottery.levels import Job, Layout, level_jobs, planned_density, save_network
 from supermask.models import model_label
-from supermask.pruning import KIND_RATES, layer_roles
+from supermask.pruning import KIND_RATES, density, layer_roles, overall_density
 from supermask.results import format_table, load_experiment, trial_rows, write_experiment_summary
 from supermask.settings import canonical_json
 from supermask.settings.imp import ImpSettings
@@ -58,7 +59,7 @@ EVAL_BATCH = 1000
 def imp(model, train_fn, *, levels, validation=None, test=None, evaluate=None, root="runs/imp", rate=None,
         scope="layerwise", ignore=(), criterion="large_final", mask1="none", mask0="mask", control=True,
         rewind_iteration=0, seed=0, trials=1, settings=None, dataset="arrays", early_stop="val_loss",
-        eval_every=None, verbose=1):
+        eval_every=None, tensorboard=None, verbose=1):
     """Run (or resume) IMP around ``train_fn`` (module docstring); returns the ``results.Experiment``.
 
     Args:
@@ -77,6 +78,9 @@ def imp(model, train_fn, *, levels, validation=None, test=None, evaluate=None, r
         seed, trials: the trials' seeds ``seed``, ``seed + 1``, ...
         settings: a JSON-able dict of everything else ``train_fn`` depends on (part of the hash).
         early_stop: ``val_loss`` (the papers') or ``val_accuracy``; eval_every: steps between records.
+        tensorboard: a folder for TensorBoard scalars, as the lottery writes them (not part of the hash):
+            ``<folder>/<hash>/trial_<seed>/level_<L>[/control]`` (train / val / test loss and accuracy,
+            x = iteration) and the masks' density per layer in ``<folder>/<hash>/trial_<seed>`` (x = level).
     """
     if not isinstance(model, keras.Model) or not model.built:
         raise ConfigError("imp needs a built keras.Model (call it once, or build it with keras.Input). "
@@ -91,6 +95,7 @@ def imp(model, train_fn, *, levels, validation=None, test=None, evaluate=None, r
         raise ConfigError("rewind_iteration needs the weights at that step of level 0: let train_fn take a second "
                           "argument, callbacks, and pass it to fit(callbacks=...).")
     store.check_output_dir(root, "the experiments root (root=)")
+    tensorboard = check_tensorboard(tensorboard)
     arrays = {split: _arrays(value, split) for split, value in (("val", validation), ("test", test)) if value is not None}
     evaluate = evaluate or (lambda net: evaluate_arrays(net, arrays))
     networks = {False: tickets.masked_copy(model)}
@@ -114,7 +119,8 @@ def imp(model, train_fn, *, levels, validation=None, test=None, evaluate=None, r
         trial_dir = paths.trial(experiment, trial_seed)
         with runs.lock_trials([trial_dir], None, verbose):
             runs.check_backend(trial_dir, backend.name())
-            _run_trial(trial_config, trial_dir, layout, networks, model, w0, train_fn, arity, evaluate, verbose)
+            board = None if tensorboard is None else tensorboard / experiment.name / trial_dir.name
+            _run_trial(trial_config, trial_dir, layout, networks, model, w0, train_fn, arity, evaluate, verbose, board)
         rows = trial_rows(trial_dir, levels)
         store.write_csv(paths.summary(trial_dir), rows)
         if verbose:
@@ -126,7 +132,7 @@ def imp(model, train_fn, *, levels, validation=None, test=None, evaluate=None, r
     return result
 
 
-def _run_trial(config, trial_dir, layout, networks, model, w0, train_fn, arity, evaluate, verbose):
+def _run_trial(config, trial_dir, layout, networks, model, w0, train_fn, arity, evaluate, verbose, board):
     done_seconds, todo = [], [lv for lv in range(config.levels + 1) if not paths.level(trial_dir, lv).is_dir()]
     total = sum(1 if lv == 0 else 1 + bool(config.control) for lv in todo)  # networks to train
     for level in range(config.levels + 1):
@@ -159,6 +165,8 @@ def _run_trial(config, trial_dir, layout, networks, model, w0, train_fn, arity, 
                 if snapshot is not None:
                     store.save_arrays(paths.weights_rewind(tmp), snapshot)
                 done_seconds.append(result.seconds)
+                if board is not None:
+                    _write_board(board, level, job, history)
                 if verbose:
                     last = history[-1]
                     print(f"  done in {_duration(result.seconds)}: val accuracy {_pct(last.get('val_accuracy'))}, "
@@ -191,6 +199,17 @@ def _train(net, train_fn, arity, evaluate, config, level):
         raise ConfigError(f"Level 0 trained {recorder.steps} steps, fewer than rewind_iteration="
                           f"{config.rewind_iteration}; or train_fn did not pass the callbacks to fit(callbacks=...).")
     return history, None if snap is None else snap.weights
+
+
+def _write_board(board, level, job, history):
+    """The TensorBoard scalars of one trained network (and, for the ticket, its level's densities)."""
+    writer = EventWriter(board / paths.level(".", level).name / job.folder)
+    for row in history:
+        writer.scalars(row["iteration"], {TAGS[name]: row.get(key) for key, name in LOG_KEYS.items()})
+    writer.close()
+    if str(job.folder) == ".":
+        values = {f"density/{name}": value for name, value in density(job.masks).items()}
+        write_scalars(board, level, {**values, "density/overall": overall_density(job.masks)})
 
 
 def evaluate_arrays(model, arrays, batch_size=EVAL_BATCH):

@@ -11,6 +11,7 @@ from supermask import masks as M
 from supermask.callbacks import PolynomialDecay
 from supermask.errors import ConfigError
 from tests.conftest import on_jax
+from tests.test_callbacks import read_scalars
 from tests.test_tickets import readme_blocks
 
 
@@ -78,9 +79,15 @@ def test_imp_records_through_callbacks_and_rewinds_late(tmp_path, small_mnist):
         model.fit(data.x_train[:600], data.y_train[:600], batch_size=60, epochs=2, callbacks=callbacks, verbose=0)
 
     experiment = supermask.imp(small_model(), train, levels=1, validation=(data.x_val, data.y_val),
-                               root=tmp_path, eval_every=5, rewind_iteration=5, control=False, verbose=0)
+                               root=tmp_path / "runs", eval_every=5, rewind_iteration=5, control=False, verbose=0,
+                               tensorboard=tmp_path / "tb")
     trial = paths.trial(experiment.path, 0)
     assert [r["iteration"] for r in results.level_history(trial, 0)] == [0, 5, 10, 15, 20]
+    # TensorBoard: one run per network (x = iteration), the densities per level in the trial's folder.
+    board = tmp_path / "tb" / experiment.path.name / "trial_0"
+    level0 = read_scalars(board / "level_0")
+    assert [step for step, _ in level0["val/accuracy"]] == [0, 5, 10, 15, 20] and "train/loss" in level0
+    assert [step for step, _ in read_scalars(board)["density/overall"]] == [0, 1]
     rewind = store.load_arrays(paths.weights_rewind(paths.level(trial, 0)))
     start = store.load_arrays(paths.weights_init(paths.level(trial, 1)))
     masks = store.load_arrays(paths.masks(paths.level(trial, 1)))

@@ -31,7 +31,8 @@ stopped network until the end of the call; they are discarded.)
 iteration) with ``EventWriter``: a TensorBoard event file (TFRecord framing, ``Event`` /
 ``Summary`` protocol buffers) written directly by this module. TensorFlow's ``tf.summary``
 would import TensorFlow into JAX and PyTorch runs (and could claim a GPU there), and the
-``tensorboard`` package is not a dependency; the files read back in TensorBoard and in
+``tensorboard`` package is only an optional extra (``supermask[tensorboard]``, in the lock for
+``keras.callbacks.TensorBoard``); the files read back in TensorBoard and in
 ``tf.compat.v1.train.summary_iterator``.
 """
 
