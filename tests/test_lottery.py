@@ -1,6 +1,9 @@
 """Iterative magnitude pruning: levels, actions, rewinding, controls, resume after kill -9."""
 
+import dataclasses
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,11 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from supermask import recipes
-from supermask import lottery, paths, store
+from supermask import early_stop, identity, lottery, paths, recipes, runs, store
+from supermask.lottery import trunk
+from supermask.models import build
 from supermask.settings import LotteryConfig
 from supermask.errors import ConfigError
 from supermask.pruning import keep_count
+from supermask.results import load_experiment
 from tests.conftest import once
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,3 +166,117 @@ def test_resuming_with_another_backend_is_refused(tmp_path, small_mnist):
                                                                "overall_density": 1.0})
     with pytest.raises(ConfigError, match="trained with KERAS_BACKEND=not-this-one; resume it with that backend"):
         lottery.run_trial(LotteryConfig(iterations=5), small_mnist, tmp_path, verbose=0)
+
+
+# --- branches off a trunk: one trained level 0 for every experiment that shares it --------------
+TINY = dict(iterations=20, eval_every=10, levels=1, control=False)
+
+
+def _counting(monkeypatch):
+    """Patch the level trainer: returns the list of (level, networks) it was called with."""
+    calls, train = [], lottery.train_jobs
+
+    def counted(jobs, data, level, *args, **kwargs):
+        calls.append((level, len(jobs)))
+        return train(jobs, data, level, *args, **kwargs)
+
+    monkeypatch.setattr(lottery, "train_jobs", counted)
+    return calls
+
+
+def _same_file(a, b):
+    return a.read_bytes() == b.read_bytes() and (os.path.samefile(a, b) or a.stat().st_nlink == 1)
+
+
+def test_level0_identity_leaves_out_only_what_shapes_later_levels():
+    base = LotteryConfig(**TINY)
+    later = dict(levels=3, criterion="random", mask1="signed_constant", mask0="freeze_init", control=True,
+                 pruning="global", global_rate=0.3, prune_ignore="output", early_stop="val_accuracy")
+    for field, value in later.items():
+        changed = LotteryConfig(**{**TINY, field: value, **({"pruning": "global"} if field == "global_rate" else {})})
+        assert trunk.level0_differences(base, changed) == [], field
+        assert trunk.level0_key(base) == trunk.level0_key(changed), field
+    assert trunk.level0_differences(base, LotteryConfig(**TINY, rate_fc=0.5, layer_rates="fc1=0.3")) == []
+    for field, value in dict(learning_rate=0.01, rewind_iteration=10, batch_size=30, eval_every=5, optimizer="sgd",
+                             weight_decay=1e-4, augment=True, validation_size=100, model="conv2").items():
+        assert trunk.level0_differences(base, LotteryConfig(**{**TINY, field: value})) == [field], field
+    assert trunk.level0_key(base) != trunk.level0_key(LotteryConfig(**TINY, seed=1))
+    hparams = {k: v for k, v in json.loads(json.dumps(dataclasses.asdict(base))).items() if k != "seed"}
+    assert trunk.level0_identity(hparams) == trunk.level0_identity(base)  # as hparams.json records it
+
+
+@pytest.mark.slow
+def test_trials_that_share_a_level0_train_it_once(tmp_path, small_mnist, monkeypatch):
+    calls = _counting(monkeypatch)
+    trials = {f"{name}/trial_0": (LotteryConfig(**TINY, criterion=criterion), tmp_path / name / "trial_0")
+              for name, criterion in (("a", "large_final"), ("b", "random"))}
+    lottery.run_trials(trials, small_mnist, verbose=0)
+    assert calls == [(0, 1), (1, 2)]  # level 0 once for both experiments; level 1: one ticket each
+    for name in paths.level(tmp_path / "a" / "trial_0", 0).iterdir():
+        assert _same_file(name, paths.level(tmp_path / "b" / "trial_0", 0) / name.name), name
+    a, b = _level(tmp_path / "a" / "trial_0", 1), _level(tmp_path / "b" / "trial_0", 1)
+    assert any(not np.array_equal(a["masks"][k], b["masks"][k]) for k in a["masks"])  # two criteria
+
+
+@pytest.mark.slow
+def test_a_branch_copies_the_finished_level0_and_continues_as_a_fresh_run(tmp_path, small_mnist, monkeypatch):
+    lottery.run(data=small_mnist, root=tmp_path / "r1", verbose=0, **TINY)
+    (trunk_dir,) = [p for p in (tmp_path / "r1").iterdir() if p.is_dir()]
+    calls = _counting(monkeypatch)
+    branch = dict(TINY, criterion="random", early_stop="val_accuracy")
+    lottery.run(data=small_mnist, root=tmp_path / "r2", verbose=0, branch_from=trunk_dir, **branch)
+    assert calls == [(1, 1)]  # no level 0 trained
+    (branch_dir,) = [p for p in (tmp_path / "r2").iterdir() if p.is_dir()]
+    ours, theirs = paths.level(branch_dir / "trial_0", 0), paths.level(trunk_dir / "trial_0", 0)
+    for name in ("weights_init.h5", "weights_final.h5", "masks.h5", "model.keras"):
+        assert _same_file(ours / name, theirs / name)
+    metrics = store.read_json(paths.metrics(ours))  # read under the branch's own early stop
+    assert metrics["history"] == store.read_json(paths.metrics(theirs))["history"]
+    assert metrics["summary"] == early_stop.summarize(metrics["history"], "val_accuracy")
+
+    # A fresh run of the branch given the same level 0 (copied by hand) makes the same level 1.
+    fresh = tmp_path / "r3" / branch_dir.name / "trial_0"
+    fresh.mkdir(parents=True)
+    shutil.copytree(ours, paths.level(fresh, 0))
+    lottery.run(data=small_mnist, root=tmp_path / "r3", resume=True, verbose=0, **branch)
+    got, want = _level(branch_dir / "trial_0", 1), _level(fresh, 1)
+    for layer, mask in want["masks"].items():
+        np.testing.assert_array_equal(got["masks"][layer], mask)
+    assert load_experiment(branch_dir).summary  # results read it as any experiment
+
+    # Resume and --redo-level 1 build on the copied level 0 like on a trained one.
+    lottery.run(data=small_mnist, root=tmp_path / "r2", resume=True, redo_level=1, verbose=0, **branch)
+    for layer, mask in want["masks"].items():
+        np.testing.assert_array_equal(_level(branch_dir / "trial_0", 1)["masks"][layer], mask)
+    assert calls == [(1, 1), (1, 1), (1, 1)]
+
+    # Under the same root a new criterion shares the trunk's level 0 without being told; a change to a
+    # level-0 field does not.
+    shared = dict(TINY, criterion="magnitude_increase", levels=0)
+    lottery.run(data=small_mnist, root=tmp_path / "r1", verbose=0, **shared)
+    assert calls[-1] == (1, 1)
+    trunks = trunk.Trunks.under(tmp_path / "r1")
+    config = recipes.resolve(runs.load_data(LotteryConfig(**TINY), small_mnist)[1], small_mnist)
+    config = identity.identify(config, build("fc", small_mnist.input_shape, small_mnist.num_classes), small_mnist)
+    assert trunks.find(config, tmp_path / "elsewhere" / "trial_0") == theirs
+    for field, value in (("learning_rate", 0.5), ("rewind_iteration", 10), ("seed", 1)):
+        other = dataclasses.replace(config, **{field: value})
+        assert trunks.find(other, tmp_path / "elsewhere" / f"trial_{other.seed}") is None, field
+
+
+@pytest.mark.slow
+def test_branch_from_with_another_level0_is_refused_in_one_line(tmp_path, small_mnist):
+    lottery.run(data=small_mnist, root=tmp_path / "r1", verbose=0, **dict(TINY, levels=0))
+    (trunk_dir,) = [p for p in (tmp_path / "r1").iterdir() if p.is_dir()]
+    for bad, named in ((dict(learning_rate=0.5), "learning_rate (0.0012 there, 0.5 here)"),
+                       (dict(iterations=30, eval_every=5), "eval_every (10 there, 5 here), iterations (20 there, 30")):
+        with pytest.raises(ConfigError) as err:
+            lottery.run(data=small_mnist, root=tmp_path / "r2", verbose=0, branch_from=trunk_dir, **{**TINY, **bad})
+        assert named in str(err.value) and "\n" not in str(err.value), str(err.value)
+    with pytest.raises(ConfigError, match="not a lottery experiment folder"):
+        lottery.run(data=small_mnist, root=tmp_path / "r2", verbose=0, branch_from=tmp_path, **TINY)
+    with pytest.raises(ConfigError, match="no finished level 0 for seed"):
+        lottery.run(data=small_mnist, root=tmp_path / "r2", verbose=0, branch_from=trunk_dir, seed=5, **TINY)
+    assert not (tmp_path / "r2").exists()
+    from supermask.lottery.__main__ import build_parser
+    assert build_parser().parse_args(["--branch-from", str(trunk_dir)]).branch_from == str(trunk_dir)

@@ -53,12 +53,34 @@ def test_grid_expands_trials_into_seeds_and_groups_them(tmp_path):
         ("no_such_criterion", 0), ("no_such_criterion", 1)]
     assert all(p.error is None for p in points[:4])
     assert "Unknown mask criterion" in points[4].error or "criterion" in points[4].error
-    tasks = sweep.tasks(spec, points)  # same architecture and budget: one program, level by level
-    assert [[(p.fields["criterion"], p.config.seed) for p in t] for t in tasks] == [
-        [("large_final", 0), ("large_final", 1), ("random", 0), ("random", 1)]]
+    tasks = sweep.tasks(spec, points)  # same architecture and budget: one program, level by level,
+    assert [[(p.fields["criterion"], p.config.seed) for p in t] for t in tasks] == [  # one level 0 side by side
+        [("large_final", 0), ("random", 0), ("large_final", 1), ("random", 1)]]
     assert [len(t) for t in sweep.tasks(spec, points, per_task=3)] == [3, 1]
     folders = {sweep.point_folder(spec, p) for p in points[:4]}
     assert len(folders) == 4 and all(f.name in ("trial_0", "trial_1") for f in folders)
+
+
+def test_a_sweep_has_at_least_as_many_tasks_as_workers(tmp_path):
+    spec = sweep.load_spec(write_spec(tmp_path, SPEC.replace(', "no_such_criterion"', ', "movement", "magnitude_increase"')))
+    points = sweep.expand(spec)  # 4 criteria x 2 seeds, one architecture and budget
+    assert len(sweep.tasks(spec, points)) == 1
+
+    def seeds_and_sizes(tasks):
+        return [({p.config.seed for p in t}, len(t)) for t in tasks]
+
+    # Split evenly; with two workers each task holds one seed's points: one level 0 each.
+    assert seeds_and_sizes(sweep.tasks(spec, points, workers=2)) == [({0}, 4), ({1}, 4)]
+    assert [len(t) for t in sweep.tasks(spec, points, workers=3)] == [3, 3, 2]
+    assert [len(t) for t in sweep.tasks(spec, points, workers=20)] == [1] * 8  # never more tasks than points
+    assert [len(t) for t in sweep.tasks(spec, points, per_task=3, workers=2)] == [3, 3, 2]  # an upper bound
+    assert [len(t) for t in sweep.tasks(spec, points, per_task=3, workers=5)] == [2, 1, 2, 1, 2]
+    for workers in range(1, 10):
+        tasks = sweep.tasks(spec, points, workers=workers)
+        assert len(tasks) >= min(workers, 8) and sorted(id(p) for t in tasks for p in t) == sorted(map(id, points))
+    supermask = sweep.load_spec(write_spec(tmp_path, 'kind = "train_supermask"\n[fixed]\nepochs = 1\ntrials = 5\n'))
+    runs = sweep.tasks(supermask, sweep.expand(supermask), workers=2)  # consecutive seeds, split in two runs
+    assert [[p.config.seed for p in t] for t in runs] == [[0, 1, 2], [3, 4]]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -130,10 +152,21 @@ def test_local_grid_runs_reports_failure_and_resumes(local_grid):
     for exp in experiments:
         assert sorted(p.name for p in exp.glob("trial_*")) == ["trial_0", "trial_1"]
         assert all(paths.level(exp / f"trial_{s}", 1).is_dir() for s in (0, 1))
+    for seed in (0, 1):  # the two criteria share one trained level 0 per seed (hard links)
+        a, b = (paths.weights_final(paths.level(exp / f"trial_{seed}", 0)) for exp in experiments)
+        assert os.path.samefile(a, b) or a.read_bytes() == b.read_bytes()
+    logs = "".join(p.read_text() for p in (root / ".sweep" / "logs").glob("*.log"))
+    assert "Level 0/1: 100.0% of weights remaining (20 iterations, 2 networks trained together: " in logs
+    assert "shared with 2 more trial(s)" in logs
     with open(root / "grid.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 4 * 2  # 4 points x levels 0, 1
     assert {r["criterion"] for r in rows} == {"large_final", "random"}
+    assert {r["folder"] for r in rows} == {str(e) for e in experiments}  # each point's experiment folder
+    spec_ = sweep.load_spec(spec, root=root)
+    for p in sweep.expand(spec_)[:4]:  # one line per finished point: what it was and where it went
+        assert f"done: {p.label(list(spec_.grid))} -> {sweep.point_folder(spec_, p)}; 4 points trained together" \
+            in said, said
     assert (root / "grid_report" / "accuracy_vs_remaining.png").is_file()
 
     # A second run does nothing; deleting one point recomputes only that point (in a copy: the

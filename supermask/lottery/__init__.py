@@ -18,6 +18,10 @@ A trial is run by one process at a time: it holds an exclusive lock on
 ``trial_<seed>/.lock`` (``fcntl.flock``, dropped by the kernel when the process dies), and
 a second process on the same trial stops with a message naming the holder's PID.
 ``--redo-level L`` deletes level L and every later level of each trial, then reruns them.
+Level 0 depends only on the level-0 identity (``trunk.level0_identity``: every field but the
+seed and those that shape later levels) and the seed: trials that share both train it once,
+and a trial copies (hard links) a finished level 0 of another experiment under the root, or of
+the one named by ``--branch-from``, instead of training it (``supermask.lottery.trunk``).
 
     KERAS_BACKEND=jax python -m supermask.lottery --model fc --dataset mnist --levels 11 \\
         --iterations 5000 --data-dir ../shared/data/mnist --root runs/lottery
@@ -29,8 +33,9 @@ from pathlib import Path
 from supermask import backend, identity, paths, recipes, runs, store
 from supermask.data import load_dataset
 from supermask.engine.callbacks import Network, check_tensorboard, for_networks, write_scalars
-from supermask.errors import ConfigError
+from supermask.errors import ConfigError, SupermaskError
 from supermask.lottery.levels import Layout, level_jobs, level_zero_jobs, planned_density, save_network, train_jobs
+from supermask.lottery.trunk import Trunks, check_branch, copy_level, leaders
 from supermask.models import build
 from supermask.pruning import density, overall_density
 from supermask.results import format_aggregate, format_table, load_experiment, trial_rows, write_experiment_summary
@@ -43,28 +48,33 @@ def run_trial(config, data, trial_dir, verbose=1, redo_level=None, engine=None):
     return run_trials({config.seed: (config, trial_dir)}, data, verbose, redo_level, engine)[config.seed]
 
 
-def run_trials(trials, data, verbose=1, redo_level=None, engine=None, layout=None, callbacks=None, tensorboard=None):
+def run_trials(trials, data, verbose=1, redo_level=None, engine=None, layout=None, trunks=None, callbacks=None,
+               tensorboard=None):
     """Run (or finish) every level of several trials, level by level; {key: summary rows}.
 
     ``trials``: ``{key: (config, trial folder)}``, keyed by seed (``run``) or by
     "<experiment>/trial_<seed>" (``run_many``); resolved configs equal in ``SHARED_FIELDS``.
     At each level the networks of every trial still missing it, tickets and random-reinit
     controls (K = 2 per trial), train together in one ``train_many`` call; each trial's
-    level folder is then written as one unit. Holds every trial's lock throughout
-    (``LockedError`` if another process has one). ``redo_level``: first delete that level
-    and every later one. A finished level whose files are missing or corrupt stops the
-    run with a message saying which level folder to delete. ``callbacks``, ``tensorboard``: see ``run``.
+    level folder is then written as one unit. Level 0 is trained once per level-0 identity
+    and seed (``trunk.level0_identity``): trials that share it copy it (``trunk.leaders``), and
+    a trial whose level 0 ``trunks`` (a ``trunk.Trunks``, default none) holds finished in
+    another experiment copies that one instead of training it. Holds every trial's lock
+    throughout (``LockedError`` if another process has one). ``redo_level``: first delete
+    that level and every later one. A finished level whose files are missing or corrupt
+    stops the run with a message saying which level folder to delete. ``callbacks``,
+    ``tensorboard``: see ``run``.
     """
     # Resolving is idempotent: configs from ``run`` / ``run_many`` stay as they are, others get every value.
     trials = {key: (recipes.resolve(config, data), trial_dir) for key, (config, trial_dir) in trials.items()}
     with runs.lock_trials([trial_dir for _, trial_dir in trials.values()], redo_level, verbose):
         try:
-            return _run_levels(trials, data, verbose, engine, layout, callbacks, tensorboard)
+            return _run_levels(trials, data, verbose, engine, layout, trunks or Trunks(), callbacks, tensorboard)
         except store.CorruptFileError as exc:
             raise runs.damaged(exc) from None
 
 
-def _run_levels(trials, data, verbose, engine, layout=None, callbacks=None, tensorboard=None):
+def _run_levels(trials, data, verbose, engine, layout, trunks, callbacks=None, tensorboard=None):
     config = next(iter(trials.values()))[0]
     iterations = recipes.iterations(config, data)
     if config.rewind_iteration >= iterations:
@@ -79,14 +89,21 @@ def _run_levels(trials, data, verbose, engine, layout=None, callbacks=None, tens
             if verbose:
                 print(f"Level {level}: already finished, skipping")
             continue
+        followers = {}
+        if level == 0:
+            todo = {key: (c, t) for key, (c, t) in todo.items() if not _branch(key, c, t, trunks, verbose)}
+            todo, followers = leaders(todo)
+            if not todo:
+                continue
         jobs = {seed: level_zero_jobs(c, data) if level == 0 else level_jobs(c, t, level, layout)
                 for seed, (c, t) in todo.items()}
         flat = [job for seed_jobs in jobs.values() for job in seed_jobs]
         if verbose:
             kept = 100 * planned_density(config, layout, level)
             count = f"{len(flat)} networks trained together" if len(flat) > 1 else "1 network"
+            shared = f"; shared with {len(followers)} more trial(s) of the same level-0 settings" if followers else ""
             print(f"Level {level}/{config.levels}: {kept:.1f}% of weights remaining ({iterations} iterations, "
-                  f"{count}: {_describe(jobs)}; backend {backend.name()})")
+                  f"{count}: {_describe(jobs)}{shared}; backend {backend.name()})")
         networks = _networks(jobs, todo, level, tensorboard)
         results, models = train_jobs(flat, data, level, verbose, engine, labels=[n.label for n in networks],
                                      callbacks=for_networks(callbacks, tensorboard, networks))
@@ -96,7 +113,19 @@ def _run_levels(trials, data, verbose, engine, layout=None, callbacks=None, tens
                 for job, result, model in (next(done) for _ in seed_jobs):
                     save_network(tmp / job.folder, job.start, model, job.masks, result, level, job.config.early_stop)
                     if level == 0 and config.rewind_iteration:
+                        if config.rewind_iteration not in result.snapshots:  # a callback stopped it before
+                            raise SupermaskError(f"Level 0 of {_name(seed)} stopped (a callback's stop_training) at "
+                                                 f"iteration {result.history[-1]['iteration']}, before the rewind "
+                                                 f"iteration {config.rewind_iteration} it must save; stop later, or "
+                                                 "rewind to an earlier iteration.")
                         store.save_arrays(paths.weights_rewind(tmp), result.snapshots[config.rewind_iteration])
+        for key, leader in followers.items():
+            source = paths.level(todo[leader][1], 0)
+            why = copy_level(source, paths.level(trials[key][1], 0), trials[key][0].early_stop)
+            if why is not None:
+                raise SupermaskError(f"Could not copy the level 0 just trained in {source}: {why}")
+            if verbose:
+                print(f"Level 0 of {_name(key)}: the level 0 of {_name(leader)} (same level-0 settings and seed)")
     rows = {}
     for seed, (c, trial_dir) in trials.items():
         rows[seed] = trial_rows(trial_dir, c.levels)
@@ -120,22 +149,36 @@ def _networks(jobs, todo, level, tensorboard):
             write_scalars(Path(tensorboard) / trial, level, values)
         for job in seed_jobs:
             role = job.folder.name or "ticket"
-            networks.append(Network(f"{key if isinstance(key, str) else f'trial {key}'} {role}",
+            networks.append(Network(f"{_name(key)} {role}",
                                     str(trial / paths.level(".", level).name / job.folder), len(networks),
                                     job.config.seed, level, role))
     return networks
 
 
+def _name(key):
+    return f"trial {key}" if isinstance(key, int) else key
+
+
 def _describe(jobs):
     """"trial 0 (ticket, control), trial 1 (...)" for the progress line."""
-    def name(key):
-        return f"trial {key}" if isinstance(key, int) else key
+    return ", ".join(f"{_name(key)} ({', '.join(j.folder.name or 'ticket' for j in js)})" for key, js in jobs.items())
 
-    return ", ".join(f"{name(key)} ({', '.join(j.folder.name or 'ticket' for j in js)})" for key, js in jobs.items())
+
+def _branch(key, config, trial_dir, trunks, verbose):
+    """Copy a finished level 0 that ``trunks`` hold for this trial; whether one was copied."""
+    source = trunks.find(config, trial_dir)
+    if source is None:
+        return False
+    why = copy_level(source, paths.level(trial_dir, 0), config.early_stop)
+    if verbose:
+        print(f"Level 0 of {_name(key)}: " + (f"copied from {source} (a finished experiment with the same level-0 "
+                                               "settings), not trained again" if why is None else
+                                               f"not copied from {source} ({why}); training it"))
+    return why is None
 
 
 def run(config=None, root="runs/lottery", trials=1, data_dir=None, resume=False, verbose=1, redo_level=None,
-        engine=None, *, model=None, data=None, callbacks=None, tensorboard=None, **hparams):
+        engine=None, *, model=None, data=None, branch_from=None, callbacks=None, tensorboard=None, **hparams):
     """Run ``trials`` trials (seeds ``config.seed`` ...); return {seed: summary rows}.
 
     ``config``: a ``LotteryConfig``; or leave it out and give its fields as keyword
@@ -159,6 +202,11 @@ def run(config=None, root="runs/lottery", trials=1, data_dir=None, resume=False,
     ``<tensorboard>/<hash>/trial_<seed>`` (x = level); off by default, not part of the hash.
     At the end it writes the experiment's ``summary.csv`` (mean ± std over every trial in
     its folder, ``supermask.results``) and, with several trials, prints that table.
+
+    A trial's level 0 is copied, not trained, from a finished experiment with the same
+    level-0 settings and seed (``trunk.level0_identity``): ``branch_from`` (an experiment
+    folder, ``<root>/<hash>``; ConfigError naming the differing fields if its level 0 was
+    trained with other settings), else any experiment under ``root``.
 
     Example (your own Keras model and arrays, 3 levels of global pruning)::
 
@@ -184,10 +232,14 @@ def run(config=None, root="runs/lottery", trials=1, data_dir=None, resume=False,
     config = identity.identify(config, model, data)
     layout = Layout.of(config, data, model)  # the layers named in the config exist
     seeds = [config.seed + t for t in range(trials)]
+    if branch_from is not None:
+        planned = paths.experiment(root, config.experiment_hash())
+        needed = [s for s in seeds if redo_level == 0 or not paths.level(paths.trial(planned, s), 0).is_dir()]
+        branch_from = check_branch(branch_from, config, needed) if needed else None
     experiment, _ = runs.prepare_experiment(config, root, seeds, resume, verbose)
     trials = {seed: (dataclasses.replace(config, seed=seed), paths.trial(experiment, seed)) for seed in seeds}
     results = run_trials(trials, data, verbose, redo_level=redo_level, engine=engine, layout=layout,
-                         callbacks=callbacks, tensorboard=tensorboard)
+                         trunks=Trunks.under(root, first=branch_from), callbacks=callbacks, tensorboard=tensorboard)
     # The experiment as a whole: every trial in its folder, this run's and earlier ones.
     everything = load_experiment(experiment)
     summary = write_experiment_summary(everything)
@@ -215,7 +267,8 @@ def run_many(configs, root, data_dir=None, verbose=1, engine=None):
     ``configs``: LotteryConfigs equal in ``SHARED_FIELDS``; each is the trial ``config.seed`` of
     the experiment it hashes to under ``root`` (as ``run`` would write it). Finished levels are
     kept. Returns ``{experiment folder: {seed: summary rows}}`` and writes each experiment's
-    summary.csv.
+    summary.csv. Trials that share a level-0 identity and seed train level 0 once, and one
+    whose level 0 another experiment under ``root`` has finished copies it (``run_trials``).
     """
     if not configs:
         return {}
@@ -237,7 +290,7 @@ def run_many(configs, root, data_dir=None, verbose=1, engine=None):
         if key in trials:
             raise ConfigError(f"Trial {key} is given twice; give each (experiment, seed) once.")
         trials[key] = (c, paths.trial(experiment, c.seed))
-    rows = run_trials(trials, data, verbose, engine=engine)
+    rows = run_trials(trials, data, verbose, engine=engine, trunks=Trunks.under(root))
     out = {}
     for key, (c, trial_dir) in trials.items():
         out.setdefault(trial_dir.parent, {})[c.seed] = rows[key]

@@ -18,6 +18,12 @@ def build_parser(prog="python -m supermask.lottery"):
     parser.add_argument("--redo-level", type=int, default=None, metavar="L",
                         help="delete level L and every later level of each trial, then run them again "
                              "(implies --resume); e.g. after a level's files were damaged")
+    parser.add_argument("--branch-from", default=None, metavar="EXPERIMENT",
+                        help="copy each trial's finished level 0 from this experiment folder (e.g. "
+                             "runs/lottery/<hash>) instead of training it; its level-0 settings must equal this "
+                             "run's (only levels, criterion, mask1, mask0, control, the pruning rates and "
+                             "early_stop may differ). Without it, level 0 is copied from any experiment under "
+                             "--root that has it")
     add_run_arguments(parser)
     return parser
 
@@ -27,7 +33,7 @@ def main(argv=None, prog="python -m supermask.lottery"):
     config = config_from_args(LotteryConfig, args)
     return run(config, args.root, trials=args.trials, data_dir=args.data_dir, resume=args.resume,
                verbose=0 if args.quiet else 1, redo_level=args.redo_level, engine=args.engine,
-               tensorboard=args.tensorboard)
+               tensorboard=args.tensorboard, branch_from=args.branch_from)
 
 
 if __name__ == "__main__":

@@ -20,14 +20,17 @@ def build_parser(prog=PROG):
                              "run nothing")
     parser.add_argument("--executor", choices=("local", "ray"), default="local",
                         help="local processes (default) or Ray tasks")
-    parser.add_argument("--workers", type=int, default=1, help="local: tasks run at once (default 1)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="local: tasks run at once (default 1); with either executor, the points are split "
+                             "into at least this many tasks where there are as many points")
     parser.add_argument("--ray-address", default=None,
                         help="ray: address of an existing cluster (default: $RAY_ADDRESS, else a local Ray)")
     parser.add_argument("--cpus-per-task", type=float, default=1, help="ray: CPUs reserved per task (default 1)")
     parser.add_argument("--gpus-per-task", type=float, default=0, help="ray: GPUs reserved per task (default 0)")
     parser.add_argument("--points-per-task", type=int, default=8,
                         help="lottery: at most this many points (same architecture and budget) train together in "
-                             "one program, level by level (default 8; 1: one point per task)")
+                             "one program, level by level (default 8; 1: one point per task); groups are split "
+                             "further to give every worker a task")
     return parser
 
 

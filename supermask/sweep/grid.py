@@ -161,13 +161,35 @@ def is_finished(spec, point):
     return get(spec.kind).is_finished(point_folder(spec, point), point.config)
 
 
-def tasks(spec, points, per_task=8):
+def tasks(spec, points, per_task=8, workers=1):
     """Group the pending, valid points into tasks, each run by one call (``Kind.group``): lottery
     points that share the architecture and budget, up to ``per_task`` of them, train together level
     by level in one program; train_supermask points of consecutive seeds learn together;
-    init_sweep points run one each."""
+    init_sweep points run one each. Then, while there are fewer tasks than ``workers`` (and than
+    points), the largest are split evenly (``spread``), so that no worker waits while another runs
+    a group of points."""
     pending = [p for p in points if p.status == "pending" and p.error is None]
-    return get(spec.kind).group(pending, per_task)
+    return spread(get(spec.kind).group(pending, per_task), workers)
+
+
+def spread(groups, workers):
+    """``groups`` (lists of points) split into consecutive, even parts until there are at least
+    ``min(workers, points)`` of them: each step gives one more part to the group whose parts are
+    largest. A part of a group is still a valid task (points that may run together still may)."""
+    parts = [1] * len(groups)
+    target = min(workers, sum(map(len, groups)))
+    while sum(parts) < target:
+        i = max(range(len(groups)), key=lambda i: math.ceil(len(groups[i]) / parts[i]))
+        parts[i] += 1
+    out = []
+    for group, k in zip(groups, parts):
+        size, extra = divmod(len(group), k)
+        start = 0
+        for j in range(k):
+            end = start + size + (j < extra)
+            out.append(group[start:end])
+            start = end
+    return out
 
 
 def task_payload(spec, task):

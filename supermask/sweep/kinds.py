@@ -12,7 +12,8 @@ kind               a point's results                       one task
 lottery            ``<root>/lottery/<hash>/trial_<seed>``  up to ``per_task`` points that share the
                                                            architecture and budget
                                                            (``lottery.SHARED_FIELDS``), trained
-                                                           together level by level (``run_many``)
+                                                           together level by level (``run_many``),
+                                                           those of one level 0 side by side
 train_supermask    ``<root>/train_supermask/<hash>``       a run of consecutive seeds of otherwise
                                                            equal settings (``run(seeds=N)``)
 init_sweep         ``<root>/init_sweep/<digest>.csv``      one point (``init_sweep.run``)
@@ -22,7 +23,8 @@ Lottery and supermask points are resolved settings (``recipes.resolve`` on the c
 training-split size, ``supermask.data.train_examples``), with your own model's fingerprint
 filled in, so that their folders are the ones ``lottery.run_many`` / ``train_supermask.run``
 write. An init_sweep point is its fields as spelled (``run_dir`` made absolute), checked by
-``InitSweepConfig``; its file is named by their ``digest``.
+``InitSweepConfig``; its file is named by their ``digest``. ``grid.tasks`` then splits the
+groups further where the sweep has more workers than tasks.
 """
 
 import dataclasses
@@ -53,6 +55,7 @@ class Kind:
     encode: Callable  # (configs of one task) -> JSON data, the task's "configs"
     run: Callable  # (kind root, configs JSON, number of points, out) -> None: runs one task here
     rows: Callable  # (folder, config) -> the point's rows of the grid table
+    where: Callable  # (folder) -> what the grid table's "folder" column names: the experiment, run or CSV
     figures: Callable = None  # (point folders, out folder, subject) -> figures across the grid, or None
 
     @property
@@ -103,11 +106,20 @@ def _build_lottery(fields):
 
 
 def _lottery_tasks(points, per_task):
-    """Points equal in ``lottery.SHARED_FIELDS``, ``per_task`` at a time, in grid order."""
+    """Points equal in ``lottery.SHARED_FIELDS``, ``per_task`` at a time; within each such group, points
+    of one level-0 identity and seed (``lottery.trunk.level0_key``) side by side, so that a task holds
+    the points that share a level 0 (trained once for them all) before it splits them up."""
     groups = {}
     for p in points:
         groups.setdefault(tuple(getattr(p.config, f) for f in lottery.SHARED_FIELDS), []).append(p)
-    return [group[i:i + per_task] for group in groups.values() for i in range(0, len(group), per_task)]
+    tasks = []
+    for group in groups.values():
+        trunks = {}
+        for p in group:
+            trunks.setdefault(lottery.trunk.level0_key(p.config), []).append(p)
+        group = [p for same in trunks.values() for p in same]
+        tasks += [group[i:i + per_task] for i in range(0, len(group), per_task)]
+    return tasks
 
 
 def _run_lottery(root, configs, count, out):
@@ -153,8 +165,7 @@ def _supermask_rows(folder, config):
     final = metrics.get("final", {})
     return [{"test_accuracy": final.get("deterministic", {}).get("test_accuracy"),
              "sampled_test_accuracy": final.get("sampled", {}).get("test_accuracy_mean"),
-             "density": metrics.get("density", {}).get("total", {}).get("inference"),
-             "folder": str(folder)}]
+             "density": metrics.get("density", {}).get("total", {}).get("inference")}]
 
 
 # --- init_sweep: the fields as spelled ------------------------------------------------------------
@@ -179,15 +190,16 @@ KINDS = {kind.name: kind for kind in (
          folder=lambda root, c: paths.trial(paths.experiment(root, c.experiment_hash()), c.seed),
          is_finished=lambda folder, c: paths.level(folder, c.levels).is_dir(),
          group=_lottery_tasks, encode=lambda configs: [to_dict(c) for c in configs], run=_run_lottery,
-         rows=lambda folder, c: results.trial_rows(folder), figures=_lottery_figures),
+         rows=lambda folder, c: results.trial_rows(folder), where=lambda folder: folder.parent,
+         figures=_lottery_figures),
     Kind("train_supermask", SupermaskConfig, ("trials",), build=_build_supermask, key=config_hash,
          folder=lambda root, c: root / config_hash(c), is_finished=lambda folder, c: results.is_run(folder),
          group=_seed_runs, encode=lambda configs: [to_dict(configs[0])],  # the first seed; the count says how many
-         run=_run_supermask, rows=_supermask_rows),
+         run=_run_supermask, rows=_supermask_rows, where=lambda folder: folder),
     Kind("init_sweep", InitSweepConfig, ("run_dir",), build=_build_init_sweep, key=canonical_json,
          folder=lambda root, c: root / f"{digest(c)}.csv", is_finished=lambda folder, c: folder.is_file(),
          group=lambda points, per_task: [[p] for p in points], encode=list, run=_run_init_sweep,
-         rows=lambda folder, c: results.read_init_sweep(folder)),
+         rows=lambda folder, c: results.read_init_sweep(folder), where=lambda folder: folder),
 )}
 
 

@@ -23,7 +23,7 @@ def run_sweep(spec, executor="local", workers=1, dry_run=False, ray_address=None
     for p in points:
         _check_state(spec, p)
     names = list(spec.grid)
-    todo = tasks(spec, points, per_task)
+    todo = tasks(spec, points, per_task, workers)
     for task in todo:
         log = task_log(spec, task)
         for p in task:
@@ -36,14 +36,16 @@ def run_sweep(spec, executor="local", workers=1, dry_run=False, ray_address=None
         nonlocal done
         for p in task:
             p.status, p.error = ("failed", error) if error else ("done", None)
-        done += len(task)
         elapsed = time.monotonic() - start
         ran = sum(p.status in ("done", "failed") and p.log is not None for p in points)
         left = sum(p.status == "pending" for p in points)
         eta = f", ~{elapsed / ran * left / 60:.1f} min left" if ran and left else ""
-        say(f"[{done}/{total} points] {'FAILED' if error else 'done'}: {task[0].label(names)}"
-            + (f" and {len(task) - 1} more point(s) trained with it" if len(task) > 1 else "")
-            + f"; {elapsed / 60:.1f} min elapsed{eta}")
+        together = f"; {len(task)} points trained together" if len(task) > 1 else ""
+        for p in task:  # one line per point: what it was and where it went
+            done += 1
+            where = f"-> {point_folder(spec, p)}" if not error else f"{error} (log: {p.log})"
+            say(f"[{done}/{total} points] {'FAILED' if error else 'done'}: {p.label(names)} {where}{together}; "
+                f"{elapsed / 60:.1f} min elapsed{eta}")
 
     if todo:
         run = executors.get(executor)
@@ -116,13 +118,15 @@ def summary(points, names):
 def grid_rows(spec, points):
     """The grid table: for each finished point (in grid order), its ``Kind.rows`` (lottery: one per
     level; train_supermask: one; init_sweep: one per row of its CSV), each led by the point's grid
-    fields and seed."""
+    fields, seed and ``folder`` (``Kind.where``: the lottery experiment folder, the supermask run
+    folder, the init_sweep CSV)."""
     kind, rows = get(spec.kind), []
     for p in points:
         if p.status not in ("done", "skipped"):
             continue
-        base = {k: p.fields.get(k) for k in spec.grid} | {"seed": p.fields.get("seed")}
-        rows += [{**base, **row} for row in kind.rows(point_folder(spec, p), p.config)]
+        folder = point_folder(spec, p)
+        base = {k: p.fields.get(k) for k in spec.grid} | {"seed": p.fields.get("seed"), "folder": str(kind.where(folder))}
+        rows += [{**base, **row} for row in kind.rows(folder, p.config)]
     return rows
 
 
