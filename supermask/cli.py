@@ -20,7 +20,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` whose usage errors are one line (no usage dump), exit status 2."""
 
     def error(self, message):
-        self.exit(2, f"error: {message}. See {self.prog} --help.\n")
+        self.exit(2, f"error: {message.rstrip('.')}. See {self.prog} --help.\n")
 
 
 def add_config_arguments(parser, config_cls):

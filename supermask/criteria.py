@@ -311,6 +311,12 @@ def name_of(criterion) -> str:
     return name
 
 
+def checked(name: str) -> str:
+    """``name`` if it names a criterion (``get_criterion``), else ConfigError: the flag parser's check."""
+    get_criterion(name)
+    return name
+
+
 def check_global(name: str) -> None:
     """ConfigError unless criterion ``name`` gives scores comparable across layers (``GLOBAL_CRITERIA``,
     or your own registered with ``comparable_across_layers=True``)."""

@@ -421,7 +421,7 @@ def test_choices_accept_the_documented_spellings_and_reject_others(capsys):
     assert supermask_cli.build_parser().parse_args(["--learner", "edge_popup"]).learner == "edge-popup"
     with pytest.raises(SystemExit) as exc:
         lottery_cli.build_parser().parse_args(["--criterion", "largest"])
-    assert exc.value.code == 2 and "invalid choice: 'largest'" in capsys.readouterr().err
+    assert exc.value.code == 2 and "Unknown criterion 'largest'. Valid criteria: large_final" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -67,7 +67,8 @@ class PruningSettings:
     levels: int = option(10, "pruning rounds after the dense level 0 (fc: 10 rounds leave 10.7% of hidden weights)")
     criterion: str = option("large_final", "mask criterion: which weights to keep, scored over (init, final); "
                                            "one of: " + ", ".join(criteria.BUILTIN) + ", or your own as "
-                                           "package.module:function (supermask.criteria.register)")
+                                           "package.module:function (supermask.criteria.register)",
+                            normalize=criteria.checked)
     mask1: str = option("none", "Mask-1 action on kept weights (none: reset to init)",
                         choices=lambda: tuple(actions.MASK1_ACTIONS))
     mask0: str = option("mask", "Mask-0 action on pruned weights (mask: zero)",
