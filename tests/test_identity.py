@@ -110,8 +110,10 @@ def test_hparams_spell_out_every_value_the_run_used(tmp_path, small_mnist):
         "warmup": 0, "augment": False, "pruning": "layerwise", "prune_ignore": [], "rate_fc": 0.2,
         "rate_output": 0.1, "early_stop": "val_loss"}
     # Only what does not apply stays null: conv rates of a dense net, the global rate of layer-wise pruning,
-    # the step schedule's factor of a constant rate, and epochs (resolved into iterations).
-    assert sorted(k for k, v in hparams.items() if v is None) == ["epochs", "gamma", "global_rate", "rate_conv"]
+    # the step schedule's factor of a constant rate, epochs (resolved into iterations), and the fingerprint
+    # of your own criterion (a built-in is named by its name).
+    assert sorted(k for k, v in hparams.items() if v is None) == ["criterion_fingerprint", "epochs", "gamma",
+                                                                   "global_rate", "rate_conv"]
 
 
 class SubclassedSoftmax(keras.Model):

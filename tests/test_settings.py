@@ -36,7 +36,8 @@ LOTTERY_FIELDS = {
     "model", "dataset", "epochs", "iterations", "batch_size", "learning_rate", "seed", "eval_every", "validation_size",
     "optimizer", "momentum", "weight_decay", "lr_schedule", "milestones", "gamma", "warmup", "augment", "early_stop",
     "model_fingerprint", "data_fingerprint", "levels", "criterion", "mask1", "mask0", "rewind_iteration", "rate_conv",
-    "rate_fc", "rate_output", "control", "pruning", "global_rate", "prune_ignore", "layer_rates"}
+    "rate_fc", "rate_output", "control", "pruning", "global_rate", "prune_ignore", "layer_rates",
+    "criterion_fingerprint"}
 SUPERMASK_FIELDS = {
     "model", "dataset", "epochs", "iterations", "batch_size", "learning_rate", "seed", "eval_every", "validation_size",
     "optimizer", "momentum", "weight_decay", "lr_schedule", "early_stop", "model_fingerprint", "data_fingerprint",
