@@ -33,7 +33,6 @@ criteria, which rank among unpruned weights like the reference does; other crite
 ignore it.
 """
 
-import hashlib
 import inspect
 import re
 from typing import Callable, Optional
@@ -41,7 +40,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from supermask.errors import ConfigError
-from supermask.specs import import_object
+from supermask.specs import import_object, source_digest
 
 Weights = dict[str, np.ndarray]
 Criterion = Callable[..., np.ndarray]
@@ -286,14 +285,7 @@ def fingerprint(name: str) -> Optional[str]:
     """None for a built-in; for your own criterion a SHA-256 of its function's source (else of its
     code), so an experiment whose criterion changed gets a new folder instead of joining the old one."""
     fn = get_criterion(name)
-    if name in BUILTIN:
-        return None
-    try:
-        text = inspect.getsource(fn).encode()
-    except (OSError, TypeError):
-        code = getattr(fn, "__code__", None)
-        text = code.co_code + repr(code.co_consts).encode() if code is not None else repr(fn).encode()
-    return "sha256:" + hashlib.sha256(text).hexdigest()
+    return None if name in BUILTIN else source_digest(fn)
 
 
 def name_of(criterion) -> str:

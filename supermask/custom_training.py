@@ -52,6 +52,7 @@ from supermask.pruning import KIND_RATES, density, layer_roles, overall_density
 from supermask.results import format_table, load_experiment, trial_rows, write_experiment_summary
 from supermask.settings import canonical_json
 from supermask.settings.imp import ImpSettings
+from supermask.specs import source_digest
 
 EVAL_BATCH = 1000
 
@@ -106,7 +107,7 @@ def imp(model, train_fn, *, levels, validation=None, test=None, evaluate=None, r
                          prune_ignore=tuple([ignore] if isinstance(ignore, str) else ignore),
                          **_rates(rate, scope, kinds), model=model_label(model),
                          model_fingerprint=identity.model_fingerprint(model), train_fn=_label(train_fn),
-                         train_fn_fingerprint=_source_digest(train_fn), settings=_settings_json(settings),
+                         train_fn_fingerprint=source_digest(train_fn), settings=_settings_json(settings),
                          dataset=dataset, data_fingerprint=_arrays_digest(arrays) if arrays else None,
                          early_stop=early_stop, eval_every=eval_every, seed=seed)
     config = dataclasses.replace(config, criterion_fingerprint=criteria.fingerprint(config.criterion))
@@ -270,14 +271,6 @@ def _arity(fn):
 
 def _label(fn):
     return f"{getattr(fn, '__module__', None) or '__main__'}:{getattr(fn, '__qualname__', type(fn).__qualname__)}"
-
-
-def _source_digest(fn):
-    try:
-        text = inspect.getsource(fn).encode()
-    except (OSError, TypeError):
-        return None
-    return "sha256:" + hashlib.sha256(text).hexdigest()[:16]
 
 
 def _settings_json(settings):

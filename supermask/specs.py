@@ -18,7 +18,10 @@ This module is pure data (and ``import_object``, which resolves "package.module:
 no numpy.
 """
 
+import functools
+import hashlib
 import importlib
+import inspect
 from dataclasses import dataclass
 
 from supermask.errors import ConfigError
@@ -140,3 +143,23 @@ def import_object(name, what):
     if not callable(obj):
         raise ConfigError(f"The {what} {name!r} is not a function.")
     return obj
+
+
+def source_digest(fn):
+    """``"sha256:<hex>"`` of the source of function ``fn`` (your own criterion, your training function), so
+    that an experiment whose function changed gets another name. A ``functools.partial`` counts with its
+    arguments, a callable object by its class's source. Where the source cannot be read (a function made
+    in a notebook cell or by ``exec``: ``inspect`` may find no file, or another file of the same name) the
+    function's code object is digested instead; never anything that changes between processes."""
+    extra = b""
+    if isinstance(fn, functools.partial):
+        extra = repr((fn.args, sorted(fn.keywords.items()))).encode()
+        fn = fn.func
+    target = fn if inspect.isfunction(fn) or inspect.ismethod(fn) else type(fn)
+    try:
+        text = inspect.getsource(target).encode()
+    except Exception:  # OSError, TypeError, and tokenize / syntax errors from a mismatched file
+        code = getattr(fn, "__code__", None)
+        text = (code.co_code + repr(code.co_consts).encode() + repr(code.co_names).encode() if code is not None
+                else f"{target.__module__}.{target.__qualname__}".encode())
+    return "sha256:" + hashlib.sha256(text + extra).hexdigest()
