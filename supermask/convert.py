@@ -131,11 +131,11 @@ def masked(model, *, freeze_pruned=False):
         return cls.from_config({**config, "freeze_pruned": bool(freeze_pruned)})
 
     def transfer(old, new):
-        new.kernel.assign(old.kernel)
+        _copy(new.kernel, old.kernel)
         if new.bias is not None:
-            new.bias.assign(old.bias)
+            _copy(new.bias, old.bias)
         if isinstance(old, MaskedLayer):
-            new.mask.assign(old.mask)
+            _copy(new.mask, old.mask)
 
     copy = _convert(model, convert, transfer)
     require_prunable(copy)
@@ -169,7 +169,7 @@ def supermask(model, *, learner="bernoulli", seed=0, signed_constant=False, **op
             kernel = np.sign(kernel) * np.std(kernel)
         new.kernel.assign(kernel.astype(np.float32))
         if new.bias is not None:
-            new.bias.assign(old.bias)
+            _copy(new.bias, old.bias)
 
     copy = _convert(model, convert, transfer)
     require_prunable(copy)
@@ -189,9 +189,9 @@ def strip(model):
         return cls.from_config(config)
 
     def transfer(old, new):
-        new.kernel.assign(old.inference_kernel())
+        _copy(new.kernel, old.inference_kernel())
         if new.bias is not None:
-            new.bias.assign(old.bias)
+            _copy(new.bias, old.bias)
 
     return _convert(model, convert, transfer)
 
@@ -354,7 +354,15 @@ def _assign(old, new, old_vars, new_vars):
         raise ConfigError(f"Cannot copy the weights of layer '{old.name}' ({type(old).__name__}): its copy has "
                           f"{[tuple(v.shape) for v in new_vars]}, the original {[tuple(v.shape) for v in old_vars]}.")
     for a, b in zip(old_vars, new_vars):
-        b.assign(a)
+        _copy(b, a)
+
+
+
+def _copy(variable, value):
+    """``variable.assign`` of a copy of ``value``: assigning a variable itself would share its buffer on
+    JAX, and ``fit`` donates (deletes) the buffers of the model it trains, so training the copy would
+    delete the original's weights."""
+    variable.assign(keras.ops.copy(value))
 
 
 __all__ = ["masked", "supermask", "strip", "walk", "named_layers", "prunable_layers", "layer_kind",

@@ -59,6 +59,17 @@ def test_prune_a_plain_model_returns_a_masked_copy_keeping_the_largest_weights()
     assert M.get_masks(again)["hidden"].sum() == round(30 * 0.5) and M.get_masks(again)["out"].sum() == 20
 
 
+def test_training_the_pruned_copy_leaves_the_original_readable_and_unchanged():
+    """On JAX ``fit`` donates (deletes) the buffers of the model it trains: the copy must own its own."""
+    model = plain_model()
+    before = supermask.snapshot(model)
+    pruned = supermask.prune(model, sparsity=0.5)
+    x, y = np.random.default_rng(0).normal(size=(32, 6)).astype("float32"), np.arange(32) % 4
+    pruned.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    for key, value in supermask.snapshot(model).items():
+        np.testing.assert_array_equal(value, before[key])
+
+
 def test_global_scope_ranks_all_layers_together_and_respects_ignore():
     model = supermask.masked(plain_model())
     weights = {name: np.abs(kernel(model, name)) for name in ("hidden", "out")}
