@@ -28,7 +28,8 @@ from supermask import convert, tickets
 from supermask.errors import ConfigError
 
 
-def _step(model):
+def optimizer_step(model):
+    """The optimiser's update count of ``model`` (0 when it has no optimizer)."""
     optimizer = getattr(model, "optimizer", None)
     return int(keras.ops.convert_to_numpy(optimizer.iterations)) if optimizer is not None else 0
 
@@ -148,7 +149,7 @@ class GradualPruning(keras.callbacks.Callback):
 
     def on_train_batch_begin(self, batch, logs=None):
         model = self.model  # on JAX this synchronises the weights into the model's variables
-        step = _step(model)
+        step = optimizer_step(model)
         # The schedule's last pruning step up to now: fit may call back every n-th step only
         # (steps_per_execution), or start mid-schedule; a plain function prunes at its own steps.
         due = self.schedule.pruning_step(step) if hasattr(self.schedule, "pruning_step") else step

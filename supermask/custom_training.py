@@ -42,14 +42,15 @@ import numpy as np
 
 from supermask import backend, criteria, identity, paths, runs, store, tickets
 from supermask import masks as M
-from supermask.callbacks import Recorder, WeightSnapshot
+from supermask.callbacks import Recorder, WeightSnapshot, optimizer_step
 from supermask.convert import layer_kind, prunable_layers
 from supermask.engine.callbacks import LOG_KEYS, TAGS, EventWriter, check_tensorboard, write_scalars
+from supermask.engine.driver import duration
 from supermask.errors import ConfigError
 from supermask.lottery.levels import Job, Layout, level_jobs, planned_density, save_network
 from supermask.models import model_label
 from supermask.pruning import KIND_RATES, density, layer_roles, overall_density
-from supermask.results import format_table, load_experiment, trial_rows, write_experiment_summary
+from supermask.results import format_table, load_experiment, percent, trial_rows, write_experiment_summary
 from supermask.settings import canonical_json
 from supermask.settings.imp import ImpSettings
 from supermask.specs import source_digest
@@ -153,7 +154,7 @@ def _run_trial(config, trial_dir, layout, networks, model, w0, train_fn, arity, 
                     left = (total - len(done_seconds)) * np.mean(done_seconds) if done_seconds else None
                     print(f"Level {level}/{config.levels}: {100 * planned_density(config, layout, level):.1f}% of "
                           f"weights remaining, trial {config.seed} {kind}: training with {config.train_fn}"
-                          + (f" (about {_duration(left)} left)" if left else ""), flush=True)
+                          + (f" (about {duration(left)} left)" if left else ""), flush=True)
                 start = time.perf_counter()
                 net = _network(networks, model, job.freeze_pruned)
                 M.set_weights(net, job.start)
@@ -170,8 +171,8 @@ def _run_trial(config, trial_dir, layout, networks, model, w0, train_fn, arity, 
                     _write_board(board, level, job, history)
                 if verbose:
                     last = history[-1]
-                    print(f"  done in {_duration(result.seconds)}: val accuracy {_pct(last.get('val_accuracy'))}, "
-                          f"test accuracy {_pct(last.get('test_accuracy'))} at iteration {last['iteration']}")
+                    print(f"  done in {duration(result.seconds)}: val accuracy {percent(last.get('val_accuracy'))}, "
+                          f"test accuracy {percent(last.get('test_accuracy'))} at iteration {last['iteration']}")
 
 
 @dataclasses.dataclass
@@ -184,14 +185,14 @@ def _train(net, train_fn, arity, evaluate, config, level):
     """Call ``train_fn`` on ``net``; (history rows, weights at the rewind step or None)."""
     recorder = Recorder(evaluate, config.eval_every)
     snap = WeightSnapshot(config.rewind_iteration) if config.rewind_iteration and level == 0 else None
-    before = _optimizer_step(net)
+    before = optimizer_step(net)
     if arity >= 2:
         train_fn(net, [recorder] + ([snap] if snap else []))
     else:
         train_fn(net)
     history = recorder.history
     if not history or recorder.steps == 0:  # the callbacks were not used: one record, after training
-        history = [{"iteration": max(_optimizer_step(net) - before, 0), "epoch": None, "train_loss": None,
+        history = [{"iteration": max(optimizer_step(net) - before, 0), "epoch": None, "train_loss": None,
                     "train_accuracy": None, **evaluate(net), "seconds": None}]
     for row in history:
         for key in ("val_loss", "val_accuracy", "test_loss", "test_accuracy"):
@@ -299,16 +300,3 @@ def _arrays_digest(arrays):
             digest.update(f"{split}:{array.shape}:{array.dtype}".encode())
             digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()[:16]
-
-
-def _optimizer_step(model):
-    optimizer = getattr(model, "optimizer", None)
-    return int(keras.ops.convert_to_numpy(optimizer.iterations)) if optimizer is not None else 0
-
-
-def _duration(seconds):
-    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
-
-
-def _pct(value):
-    return "-" if value is None else f"{100 * value:.2f} %"

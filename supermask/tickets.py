@@ -93,40 +93,40 @@ def prune(model, sparsity=None, *, rate=None, criterion="large_final", scope="la
     if scope not in SCOPES:
         raise ConfigError(f"scope must be one of {', '.join(SCOPES)}. Received: scope={scope!r}")
     criterion = criteria.name_of(criterion)
-    uses_init = criteria.uses_init(criterion)
     if scope == "global":
         criteria.check_global(criterion)
+    what, given = ("sparsity", sparsity) if rate is None else ("rate", rate)
+    fraction = _fraction(given, what)
+    if scope == "global" and isinstance(fraction, dict):
+        raise ConfigError("scope='global' takes one fraction, not one per layer; use scope='layerwise'.")
+    if reference is None and criteria.uses_init(criterion):
+        raise ConfigError(f"Criterion {criterion!r} reads the initial weights: pass reference= (the weights your "
+                          "training started from, e.g. supermask.snapshot(model) taken before training).")
     target = masked(model)
     layers = _mask_layers(target)
     ignore = _names(ignore, layers, "ignore")
-    current = M.get_masks(target)
-    final = M.kernels(M.get_weights(target), current)
-    if reference is None and uses_init:
-        raise ConfigError(f"Criterion {criterion!r} reads the initial weights: pass reference= (the weights your "
-                          "training started from, e.g. supermask.snapshot(model) taken before training).")
-    init = final if reference is None else _reference_kernels(reference, target, current)
-    scores = criteria.compute_scores(criterion, init, final, np.random.default_rng(seed), masks=current)
     pruned = [name for name in layers if name not in ignore]
     if not pruned:
         raise ConfigError("Every prunable layer is in ignore: nothing to prune.")
+    current = M.get_masks(target)
+    # Counts: the lottery's closed form for one round (``keep_count(n, f, 1)``) of the layer's size
+    # (sparsity) or of its still unpruned weights (rate).
+    base = {name: current[name].size if rate is None else int(current[name].sum()) for name in pruned}
+    unpruned = {name: int(current[name].sum()) for name in pruned}
     if scope == "global":
-        fraction = _fraction(sparsity if rate is None else rate, "sparsity" if rate is None else "rate")
-        if isinstance(fraction, dict):
-            raise ConfigError("scope='global' takes one fraction, not one per layer; use scope='layerwise'.")
-        base = sum(current[n].size if rate is None else int(current[n].sum()) for n in pruned)
-        keep = _keep(base, fraction)
-        unpruned = sum(int(current[n].sum()) for n in pruned)
-        _check_keep("the pruned layers together", keep, unpruned, base)
-        new = pruning.prune_global(scores, current, keep, pruned)
+        keep = pruning.keep_count(sum(base.values()), fraction, 1)
+        _check_keep("the pruned layers together", keep, sum(unpruned.values()), sum(base.values()))
     else:
-        given = sparsity if rate is None else rate
-        per_layer = _per_layer(given, pruned, "sparsity" if rate is None else "rate")
-        keep = {}
+        per_layer = _per_layer(fraction, pruned, what)
+        keep = {name: pruning.keep_count(base[name], per_layer[name], 1) for name in pruned}
         for name in pruned:
-            base = current[name].size if rate is None else int(current[name].sum())
-            keep[name] = _keep(base, per_layer[name])
-            _check_keep(f"layer {name!r}", keep[name], int(current[name].sum()), base)
-        new = pruning.prune(scores, current, keep)
+            _check_keep(f"layer {name!r}", keep[name], unpruned[name], base[name])
+    final = M.kernels(M.get_weights(target), pruned)
+    init = final if reference is None else _reference_kernels(reference, target, pruned)
+    scores = criteria.compute_scores(criterion, init, final, np.random.default_rng(seed),
+                                     masks={name: current[name] for name in pruned})
+    new = (pruning.prune_global(scores, current, keep, pruned) if scope == "global"
+           else pruning.prune(scores, current, keep))
     M.set_masks(target, new)
     return target
 
@@ -280,15 +280,10 @@ def _fraction(value, what):
 
 
 def _per_layer(value, layers, what):
-    value = _fraction(value, what)
     if not isinstance(value, dict):
         return {name: value for name in layers}
     _names(list(value), {n: None for n in layers}, what)
     return {name: value.get(name, 0.0) for name in layers}
-
-
-def _keep(base, fraction):
-    return int(np.floor(base * (1.0 - fraction) + 0.5))
 
 
 def _check_keep(where, keep, unpruned, base):

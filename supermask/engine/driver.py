@@ -134,14 +134,14 @@ class Progress:
             if ranked:
                 body.append(f"{split.split('_')[0]} best {100 * ranked[-1][0]:.2f} % ({self.labels[ranked[-1][1]]}), "
                             f"worst {100 * ranked[0][0]:.2f} % ({self.labels[ranked[0][1]]})")
-        timing = f"{_duration(now - self.start)} elapsed"
+        timing = f"{duration(now - self.start)} elapsed"
         if self.pace is None:
             self.pace = (now, iteration)
             rate = (now - self.start) / max(iteration - self.start_iteration, 1)
         else:
             rate = (now - self.pace[0]) / max(iteration - self.pace[1], 1)
         if iteration < self.iterations:
-            timing += f", ~{_duration(rate * (self.iterations - iteration))} left"
+            timing += f", ~{duration(rate * (self.iterations - iteration))} left"
         return " | ".join([head, *body, timing])
 
 
@@ -156,7 +156,7 @@ def _values(row, long=False):
     return parts
 
 
-def _duration(seconds):
+def duration(seconds):
     """``12.3 s``, ``4m05s``, ``2h07m``."""
     if seconds < 60:
         return f"{seconds:.1f} s"
