@@ -5,7 +5,9 @@
 # The backends' passes run side by side, $SUPERMASK_TEST_JOBS at a time (default: the number of CPU cores, at
 # most one per backend): much of a pass is single-threaded (Python, XLA compilation), so two passes on two cores
 # finish well before the same two one after the other. Each pass writes its own log, printed whole when it ends.
-# SUPERMASK_TEST_JOBS=1 runs them one after the other, printing as they go.
+# SUPERMASK_TEST_JOBS=1 runs them one after the other, printing as they go. Side by side, each pass runs its
+# OpenMP work (PyTorch's CPU kernels) on one thread unless OMP_NUM_THREADS says otherwise: OpenMP threads
+# spin-wait for each other, and two passes sharing two cores made the PyTorch pass several times slower.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh || exit 1
@@ -36,6 +38,7 @@ if [ "$jobs" -le 1 ] || [ ${#backends[@]} -le 1 ]; then
     record "$b" $?
   done
 else
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
   logs="$(mktemp -d)"
   trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$logs"' EXIT
   declare -A pid_of=() started=()
