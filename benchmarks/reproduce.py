@@ -254,6 +254,21 @@ def run_record(work, command, ran):
     return store.read_json(path)
 
 
+ANALYSES = ("<!-- analyses: start", "<!-- analyses: end -->")  # the block benchmarks/analyses.py writes
+
+
+def keep_analyses(text, old_path):
+    """``text`` with the analyses block of the file at ``old_path`` (if it has one) put back before the
+    budget section: ``benchmarks/analyses.py`` owns that block, this script the rest of the file."""
+    old = Path(old_path).read_text() if Path(old_path).is_file() else ""
+    start, end = ANALYSES
+    if start not in old or end not in old:
+        return text
+    block = start + old.split(start, 1)[1].split(end, 1)[0] + end
+    head, sep, tail = text.partition("## Budget and deviations")
+    return f"{head}{block}\n\n{sep}{tail}" if sep else f"{text}\n\n{block}"
+
+
 def write_outputs(budget, found, out, work, command, run, readme=None):
     """Replace ``out/REPRODUCTION.md`` and ``out/reproduction/`` with this reproduction's (and the
     summary block of ``readme``, if given)."""
@@ -262,7 +277,7 @@ def write_outputs(budget, found, out, work, command, run, readme=None):
     store.check_output_dir(out / "reproduction", "the figures folder", overwrite=True)
     with store.atomic_dir(out / "reproduction", replace=True) as tmp:
         figures(found, tmp)
-    text = markdown(budget, found, run, timings, command)
+    text = keep_analyses(markdown(budget, found, run, timings, command), out / "REPRODUCTION.md")
     with store.atomic_path(out / "REPRODUCTION.md") as tmp:
         Path(tmp).write_text(text + "\n")
     if readme is not None:
