@@ -5,9 +5,10 @@ Hypothesis": two copies of one network, trained from the same weights on differe
 noise (here: different data orders), are compared along the straight line between their final
 weights. The paper's instability of the network is, in our words, the *error barrier height* on
 that line: the highest error met on the path minus the mean of the two endpoints' errors; the
-network is "stable" (the two copies are linearly mode-connected) when it is about zero. The paper
-evaluates the path at 30 evenly spaced points and calls a network stable below a small
-threshold (we take 2 percentage points; see ``STABLE_BELOW``).
+network is "stable" (the two copies are linearly mode-connected) when it is about zero. The path
+is evaluated at 30 evenly spaced points by default. Where a yes/no answer is wanted we call a
+network stable below 2 percentage points (``STABLE_BELOW``); we could not retrieve the paper's
+exact wording of its threshold here, so treat that number as our convention.
 """
 
 import numpy as np

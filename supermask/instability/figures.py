@@ -66,7 +66,9 @@ def instability_plot(summary, splits, folder):
         ax.invert_xaxis()
         ax.set_xlabel("weights remaining (%)")
     else:
-        ax.set_xscale("symlog", linthresh=max(1, min([r["k"] for r in summary if r["k"] > 0], default=1)))
+        lin = max(1, min([r["k"] for r in summary if r["k"] > 0], default=1))
+        ax.set_xscale("symlog", linthresh=lin)
+        ax.set_xlim(-0.5 * lin, 2 * max(lin, max(r["k"] for r in summary)))
         ax.set_xlabel("k (iteration the copies split off)")
     ax.set_ylabel("instability (percentage points)")
     ax.set_title("Instability (max error on the path − mean of the endpoints)", fontsize=10)

@@ -184,11 +184,15 @@ def _measure(run_dir, starts, config, train_config, data, total, engine, verbose
                verbose=verbose, engine=engine)
     arrays = {split: split_arrays(data, split, config.train_examples) for split in config.splits}
     bn_x = data.x_train[:BN_EXAMPLES] if config.bn == "recompute" else None
+    evaluator = models[0]  # one model (one compiled forward pass) evaluates every path of this k
     for i, start in enumerate(starts):
         began = time.perf_counter()
         a, b = models[2 * i], models[2 * i + 1]
-        measured = evaluate_path(a, M.get_weights(a), M.get_weights(b), arrays, config.points, config.bn, bn_x)
-        remaining = 100.0 * overall_density(M.get_masks(a))
+        masks = M.get_masks(a)
+        M.set_masks(evaluator, masks)
+        measured = evaluate_path(evaluator, M.get_weights(a), M.get_weights(b), arrays, config.points, config.bn,
+                                 bn_x)
+        remaining = 100.0 * overall_density(masks)
         seconds = time.perf_counter() - began
         store.write_json(paths.instability_point(run_dir, start.seed, k, start.level),
                          output.point_record(start.seed, k, start.level, remaining, measured, seconds))
