@@ -124,14 +124,14 @@ def test_batchnorm_recompute_reestimates_the_statistics_and_interpolate_does_not
 @pytest.fixture(scope="module")
 def measured(small_mnist, tmp_path_factory):
     root = tmp_path_factory.mktemp("instability")
-    result = instability.run(root=root, data=small_mnist, trials=2, ks="0,10", iterations=30, eval_every=10,
+    result = instability.run(root=root, data=small_mnist, trials=2, ks="0,10", iterations=20, eval_every=20,
                              points=5, splits="test,train", train_examples=500, verbose=0)
     return root, result
 
 
 def test_run_writes_points_tables_figures_and_summary(measured):
     root, result = measured
-    assert result.path == runner.folder(root, InstabilityConfig(ks="0,10", iterations=30, eval_every=10, points=5,
+    assert result.path == runner.folder(root, InstabilityConfig(ks="0,10", iterations=20, eval_every=20, points=5,
                                                                 splits="test,train", train_examples=500,
                                                                 dataset="mnist", validation_size=500,
                                                                 batch_size=60, learning_rate=0.0012))
@@ -148,7 +148,7 @@ def test_run_writes_points_tables_figures_and_summary(measured):
     assert {"report.md", "instability.png", "error_vs_alpha_test.png", "error_vs_alpha_train.png"} <= {
         p.name for p in report.iterdir()}
     hparams = json.loads(paths.hparams(result.path).read_text())
-    assert hparams["total_iterations"] == 30 and "seed" not in hparams
+    assert hparams["total_iterations"] == 20 and "seed" not in hparams
 
 
 def test_rerun_trains_nothing(measured, small_mnist, monkeypatch):
@@ -156,7 +156,7 @@ def test_rerun_trains_nothing(measured, small_mnist, monkeypatch):
     calls = []
     real = runner.train_many
     monkeypatch.setattr(runner, "train_many", lambda models, *a, **k: calls.append(len(models)) or real(models, *a, **k))
-    again = instability.run(root=root, data=small_mnist, trials=2, ks="0,10", iterations=30, eval_every=10, points=5,
+    again = instability.run(root=root, data=small_mnist, trials=2, ks="0,10", iterations=20, eval_every=20, points=5,
                             splits="test,train", train_examples=500, verbose=0)
     assert calls == [] and again.summary == result.summary
 
