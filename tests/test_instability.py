@@ -155,7 +155,8 @@ def test_rerun_trains_nothing(measured, small_mnist, monkeypatch):
     root, result = measured
     calls = []
     real = runner.train_many
-    monkeypatch.setattr(runner, "train_many", lambda models, *a, **k: calls.append(len(models)) or real(models, *a, **k))
+    monkeypatch.setattr(runner, "train_many",
+                        lambda models, *a, **k: calls.append(len(models)) or real(models, *a, **k))
     again = instability.run(root=root, data=small_mnist, trials=2, ks="0,10", iterations=20, eval_every=20, points=5,
                             splits="test,train", train_examples=500, verbose=0)
     assert calls == [] and again.summary == result.summary

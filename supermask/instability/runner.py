@@ -96,7 +96,8 @@ def run(config=None, root=DEFAULT_ROOT, data_dir=None, verbose=1, *, trials=1, m
         starts = [Start(s, k) for s in _seeds(config, trials) for k in config.ks]
     total = recipes.iterations(train_config, data)
     if max(s.k for s in starts) >= total:
-        raise ConfigError(f"Every k must be below the {total} training iterations. Received: k={max(s.k for s in starts)}")
+        raise ConfigError(f"Every k must be below the {total} training iterations. "
+                          f"Received: k={max(s.k for s in starts)}")
     run_dir = folder(root, config)
     with store.exclusive_lock(store.lock_path(run_dir), f"The instability run {run_dir}", rerun="rerun"):
         hparams = {**{k: v for k, v in to_dict(config).items() if k != "seed"}, "total_iterations": total,
