@@ -22,7 +22,8 @@ What is run (``runner.run``):
   iteration k with the Mask-1 / Mask-0 actions applied, and its masks; level 0 with late rewinding
   starts from ``weights_rewind.h5``) trains in two copies from k with the experiment's recipe. The
   masks stay on both copies and on every point of the path (pruned weights are 0 all along).
-  Copies train with their masks applied; a Mask-0 action that trains pruned weights is not reproduced.
+  With a Mask-0 action other than ``mask``, pruned weights keep their frozen start values
+  (``freeze_pruned``), as in the experiment.
 
 BatchNorm (``bn``): ``interpolate`` (default) interpolates the moving mean and variance like every
 other variable, which is what interpolating two saved networks does; we found no statement in the

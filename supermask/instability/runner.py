@@ -165,11 +165,15 @@ def _measure(run_dir, starts, config, train_config, data, total, engine, verbose
     """Train two copies of every start (all from iteration k) in one ``train_many`` call, then measure
     and write each start's path."""
     k = starts[0].k
+    # A lottery experiment's Mask-0 action other than "mask" keeps pruned weights at frozen values
+    # (``actions``): its tickets are built that way here too, so those values stay fixed on the path.
+    freeze = getattr(train_config, "mask0", "mask") != "mask"
     keras.backend.clear_session()
     models, seeds, labels = [], [], []
     for start in starts:
         for copy, seed in enumerate(copy_seeds(start.seed, k)):
-            model = build(train_config.model, data.input_shape, data.num_classes, seed=start.seed)
+            model = build(train_config.model, data.input_shape, data.num_classes, seed=start.seed,
+                          freeze_pruned=freeze and start.level is not None and start.level > 0)
             M.set_weights(model, start.weights)
             if start.masks is not None:
                 M.set_masks(model, start.masks)
