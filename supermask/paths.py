@@ -69,3 +69,20 @@ def control(level_dir):
 def summary(trial_dir):
     """One row per level: density, accuracies, early-stop iteration."""
     return Path(trial_dir) / "summary.csv"
+
+
+# --- instability runs: <root>/<hash>/trial_<seed>/{k_<k>,level_<L>}.json, path.csv, summary.csv, report/ ------
+def instability_point(run_dir, seed, k, level=None):
+    """One (seed, start) result of an instability run: the path's errors per split, as JSON."""
+    name = f"k_{k}.json" if level is None else f"level_{level}.json"
+    return trial(run_dir, seed) / name
+
+
+def path_table(run_dir):
+    """Every point of every path of an instability run, one row each."""
+    return Path(run_dir) / "path.csv"
+
+
+def report_dir(run_dir):
+    """Figures and report.md of a run."""
+    return Path(run_dir) / "report"

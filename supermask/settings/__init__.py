@@ -10,10 +10,12 @@
 ``SupermaskTraining``  how the scores train
 ``SupermaskSettings``  the supermask learner and its options
 ``InitSweepSettings``  the masked-but-untrained sweep over one trained run
+``InstabilitySettings``  where two copies split off and how their linear path is measured
 =====================  ================================================================
 
 A command's settings combine sections: ``TrainConfig`` (train), ``LotteryConfig`` (lottery),
-``SupermaskConfig`` (train_supermask), ``InitSweepConfig`` (init_sweep). Their fields generate
+``SupermaskConfig`` (train_supermask), ``InitSweepConfig`` (init_sweep), ``InstabilityConfig``
+(instability). Their fields generate
 the command-line flags (``supermask.cli``), their hash names the run's folder
 (``fields.config_hash``), and ``supermask.recipes.resolve`` fills in every unset value.
 """
@@ -21,6 +23,7 @@ the command-line flags (``supermask.cli``), their hash names the run's folder
 from supermask.seeds import MAX_SEED, check_seed
 from supermask.settings.fields import canonical_json, config_hash, non_default_dict, to_dict
 from supermask.settings.init_sweep import InitSweepConfig, InitSweepSettings
+from supermask.settings.instability import InstabilityConfig, InstabilitySettings
 from supermask.settings.pruning import (PRUNING_STRATEGIES, GlobalPruning, LayerwisePruning, LotteryConfig,
                                         PruningSettings)
 from supermask.settings.supermask import SupermaskConfig, SupermaskSettings, SupermaskTraining
@@ -28,7 +31,7 @@ from supermask.settings.training import (EARLY_STOP_CRITERIA, OPTIMIZERS, TRAIN_
                                          ModelSettings, TrainConfig, TrainingSettings)
 
 __all__ = ["MAX_SEED", "check_seed", "canonical_json", "config_hash", "non_default_dict", "to_dict",
-           "InitSweepConfig", "InitSweepSettings",
+           "InitSweepConfig", "InitSweepSettings", "InstabilityConfig", "InstabilitySettings",
            "PRUNING_STRATEGIES", "GlobalPruning", "LayerwisePruning", "LotteryConfig", "PruningSettings",
            "SupermaskConfig", "SupermaskSettings", "SupermaskTraining", "EARLY_STOP_CRITERIA", "OPTIMIZERS",
            "TRAIN_SCHEDULES", "DatasetSettings", "ModelSettings", "TrainConfig", "TrainingSettings"]
