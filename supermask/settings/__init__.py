@@ -10,10 +10,11 @@
 ``SupermaskTraining``  how the scores train
 ``SupermaskSettings``  the supermask learner and its options
 ``InitSweepSettings``  the masked-but-untrained sweep over one trained run
+``PruneInitSettings``  pruning at initialisation: methods, sanity variants, densities
 =====================  ================================================================
 
 A command's settings combine sections: ``TrainConfig`` (train), ``LotteryConfig`` (lottery),
-``SupermaskConfig`` (train_supermask), ``InitSweepConfig`` (init_sweep). Their fields generate
+``SupermaskConfig`` (train_supermask), ``InitSweepConfig`` (init_sweep), ``PruneInitConfig`` (prune_init). Their fields generate
 the command-line flags (``supermask.cli``), their hash names the run's folder
 (``fields.config_hash``), and ``supermask.recipes.resolve`` fills in every unset value.
 """
@@ -21,6 +22,7 @@ the command-line flags (``supermask.cli``), their hash names the run's folder
 from supermask.seeds import MAX_SEED, check_seed
 from supermask.settings.fields import canonical_json, config_hash, non_default_dict, to_dict
 from supermask.settings.init_sweep import InitSweepConfig, InitSweepSettings
+from supermask.settings.prune_init import PruneInitConfig, PruneInitSettings
 from supermask.settings.pruning import (PRUNING_STRATEGIES, GlobalPruning, LayerwisePruning, LotteryConfig,
                                         PruningSettings)
 from supermask.settings.supermask import SupermaskConfig, SupermaskSettings, SupermaskTraining
@@ -28,7 +30,7 @@ from supermask.settings.training import (EARLY_STOP_CRITERIA, OPTIMIZERS, TRAIN_
                                          ModelSettings, TrainConfig, TrainingSettings)
 
 __all__ = ["MAX_SEED", "check_seed", "canonical_json", "config_hash", "non_default_dict", "to_dict",
-           "InitSweepConfig", "InitSweepSettings",
+           "InitSweepConfig", "InitSweepSettings", "PruneInitConfig", "PruneInitSettings",
            "PRUNING_STRATEGIES", "GlobalPruning", "LayerwisePruning", "LotteryConfig", "PruningSettings",
            "SupermaskConfig", "SupermaskSettings", "SupermaskTraining", "EARLY_STOP_CRITERIA", "OPTIMIZERS",
            "TRAIN_SCHEDULES", "DatasetSettings", "ModelSettings", "TrainConfig", "TrainingSettings"]
