@@ -12,7 +12,7 @@ import pytest
 from supermask import convert, pruning, store
 from supermask.engine import autodiff
 from supermask.errors import ConfigError
-from supermask.masks import get_weights, set_masks
+from supermask.masks import get_weights
 from supermask.models import build
 from supermask.prune_init import (ScoreOptions, grasp, invert, masks_at_init, prune_to, reinit, run, shuffle,
                                   snip, synflow_scores)

@@ -76,7 +76,11 @@ def _pyplot():
 
 def _accuracy_axis(ax, xs):
     ax.set_xscale("log")
-    ax.set_xlim(max(xs) * 1.2, min(xs) / 1.2)
+    ax.set_xlim(max(xs) * 1.2, min(xs) / 1.2)  # reversed: fewest weights on the right, as in the papers
+    ticks = sorted({round(x, 2) for x in xs})
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.minorticks_off()
     ax.set_xlabel("weights remaining (%)")
     ax.set_ylabel("test accuracy at early stop (%)")
     ax.grid(True, alpha=0.3)
