@@ -205,7 +205,7 @@ def test_imp_rows_and_their_sanity_checks(small_mnist, tmp_path):
     assert abs(imp[("shuffle", 1)]["percent_remaining"] - 20.0) < 0.01
     assert (result.path / "report" / "report.md").is_file() and (result.path / "report" / "sanity.png").is_file()
     hparams = json.loads((result.path / "hparams.json").read_text())
-    assert hparams["imp_fingerprint"] and "trials" not in hparams
+    assert hparams["imp_fingerprint"] and hparams["imp"] == str(experiment)
     with pytest.raises(ConfigError, match="rewinding"):
         lottery.run(root=tmp_path / "plain", data=small_mnist, levels=0, iterations=20, eval_every=10, verbose=0)
         run(root=tmp_path / "pi", data=small_mnist, iterations=20, imp=str(next((tmp_path / "plain").iterdir())),

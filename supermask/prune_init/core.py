@@ -244,7 +244,7 @@ def run(config=None, root="runs/prune_init", data_dir=None, verbose=1, *, data=N
     config, data, source, out = resolve(config, root, data, data_dir, model, **fields)
     say = print if verbose else (lambda *a, **k: None)
     with store.exclusive_lock(paths.lock(out), f"The prune-init experiment {out}", rerun="rerun"):
-        store.write_json(paths.hparams(out), {k: v for k, v in to_dict(config).items() if k not in ("trials",)})
+        store.write_json(paths.hparams(out), to_dict(config))
         cells = plan(config, source)
         todo = [c for c in cells if not _cell_path(out, c).is_file()]
         say(f"Experiment {out} ({config.model} on {data.name}, backend {backend.name()}): {len(cells)} networks, "

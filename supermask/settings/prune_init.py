@@ -4,8 +4,9 @@
 variants, the densities (fractions of the prunable weights remaining), the scope, the scoring data,
 SynFlow's rounds, GraSP's temperature, the trials, and the IMP experiment to compare with.
 ``PruneInitConfig`` combines them with ``TrainConfig`` (the training recipe of every pruned network).
-Its folder is the hash of everything but ``trials`` (more trials extend an experiment) and ``imp``
-(a path); the IMP experiment's identity (``imp_fingerprint``, the hash of its hparams.json) is in it.
+Its folder is the hash of everything but ``imp`` (a path); the IMP experiment's identity
+(``imp_fingerprint``, the hash of its hparams.json) is in it. ``trials`` is in it too, so that a
+folder with a ``summary.csv`` is exactly one finished experiment (``prune_init.is_finished``).
 """
 
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ class PruneInitSettings:
     synflow_rounds: int = option(100, "SynFlow's pruning rounds (exponential schedule; the paper's 100)")
     grasp_temperature: float = option(200.0, "GraSP divides the logits by this temperature when computing g "
                                              "and Hg (the authors' code: 200)")
-    trials: int = option(1, "seeds per cell (seed, seed+1, ...); more trials extend an experiment")
+    trials: int = option(1, "seeds per cell (seed, seed+1, ...)")
     imp: str = option(None, "a finished lottery experiment folder (--rewind-iteration > 0, same model and "
                             "dataset) whose levels give the imp rows and its shuffle / reinit checks")
     imp_fingerprint: str = field(default=None, metadata={"cli": False})
@@ -117,8 +118,7 @@ class PruneInitConfig(PruneInitSettings, TrainConfig):
         self._check_prune_init()
 
     def hash_fields(self):
-        """``TrainConfig``'s, less ``trials`` and ``imp`` (its identity is ``imp_fingerprint``)."""
+        """``TrainConfig``'s, less ``imp`` (a path; its identity is ``imp_fingerprint``)."""
         fields = TrainConfig.hash_fields(self)
-        fields.pop("trials", None)
         fields.pop("imp", None)
         return fields
