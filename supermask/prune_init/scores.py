@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
+from supermask.convert import require_prunable
 from supermask.engine import autodiff
 from supermask.errors import ConfigError
 from supermask.masks import get_masks, get_weights, kernels, set_masks
@@ -203,6 +204,7 @@ def masks_at_densities(model, batches, method, densities, scope="global", seed=0
     if hasattr(batches, "x_train"):
         batches = [(batches.x_train[:100], batches.y_train[:100])]
     batches = list(batches)
+    require_prunable(model)
     original = get_masks(model)
     ones = {k: np.ones_like(m, dtype=bool) for k, m in original.items()}
     sign = -1.0 if invert else 1.0
