@@ -15,6 +15,7 @@ COMMANDS = {
     "train_supermask": ("supermask.train_supermask.__main__", "learn a supermask over frozen random weights"),
     "init_sweep": ("supermask.init_sweep.__main__", "masked-but-untrained accuracy over criteria and densities"),
     "instability": ("supermask.instability.__main__", "linear mode connectivity: error barrier between two copies"),
+    "prune_init": ("supermask.prune_init.__main__", "prune at initialisation (SNIP, GraSP, SynFlow...), sanity checks"),
     "sweep": ("supermask.sweep.__main__", "run a grid of experiments (local processes or Ray)"),
     "report": ("supermask.report.__main__", "tables and figures of finished experiments"),
     "export": ("supermask.export.__main__", "export a trained ticket or supermask to ONNX"),

@@ -39,6 +39,11 @@ def _variables(model):
     return out
 
 
+def weight_variables(model):
+    """``{"layer/var": variable}`` of every weight of ``model`` but the masks (the keys of ``get_weights``)."""
+    return _variables(model)
+
+
 def get_weights(model):
     """Every weight of ``model`` but the masks, as ``{"layer/var": array}`` (float32 for float weights)."""
     return {key: np.asarray(ops.convert_to_numpy(v)) for key, v in _variables(model).items()}

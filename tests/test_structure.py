@@ -26,7 +26,7 @@ FLOORS = [
     ("supermask.engine",),
     ("supermask.optimizers", "supermask.results", "supermask.runs", "supermask.tickets", "supermask.callbacks"),
     ("supermask.train", "supermask.lottery", "supermask.train_supermask", "supermask.init_sweep",
-     "supermask.custom_training", "supermask.instability"),
+     "supermask.custom_training", "supermask.instability", "supermask.prune_init"),
     ("supermask.sweep", "supermask.executors", "supermask.report", "supermask.export"),
     ("supermask.cli", "supermask.check", "supermask.worker", "supermask.__main__"),
 ]

@@ -11,11 +11,12 @@
 ``SupermaskSettings``  the supermask learner and its options
 ``InitSweepSettings``  the masked-but-untrained sweep over one trained run
 ``InstabilitySettings``  where two copies split off and how their linear path is measured
+``PruneInitSettings``  pruning at initialisation: methods, sanity variants, densities
 =====================  ================================================================
 
 A command's settings combine sections: ``TrainConfig`` (train), ``LotteryConfig`` (lottery),
 ``SupermaskConfig`` (train_supermask), ``InitSweepConfig`` (init_sweep), ``InstabilityConfig``
-(instability). Their fields generate
+(instability), ``PruneInitConfig`` (prune_init). Their fields generate
 the command-line flags (``supermask.cli``), their hash names the run's folder
 (``fields.config_hash``), and ``supermask.recipes.resolve`` fills in every unset value.
 """
@@ -24,6 +25,7 @@ from supermask.seeds import MAX_SEED, check_seed
 from supermask.settings.fields import canonical_json, config_hash, non_default_dict, to_dict
 from supermask.settings.init_sweep import InitSweepConfig, InitSweepSettings
 from supermask.settings.instability import InstabilityConfig, InstabilitySettings
+from supermask.settings.prune_init import PruneInitConfig, PruneInitSettings
 from supermask.settings.pruning import (PRUNING_STRATEGIES, GlobalPruning, LayerwisePruning, LotteryConfig,
                                         PruningSettings)
 from supermask.settings.supermask import SupermaskConfig, SupermaskSettings, SupermaskTraining
@@ -32,6 +34,7 @@ from supermask.settings.training import (EARLY_STOP_CRITERIA, OPTIMIZERS, TRAIN_
 
 __all__ = ["MAX_SEED", "check_seed", "canonical_json", "config_hash", "non_default_dict", "to_dict",
            "InitSweepConfig", "InitSweepSettings", "InstabilityConfig", "InstabilitySettings",
+           "PruneInitConfig", "PruneInitSettings",
            "PRUNING_STRATEGIES", "GlobalPruning", "LayerwisePruning", "LotteryConfig", "PruningSettings",
            "SupermaskConfig", "SupermaskSettings", "SupermaskTraining", "EARLY_STOP_CRITERIA", "OPTIMIZERS",
            "TRAIN_SCHEDULES", "DatasetSettings", "ModelSettings", "TrainConfig", "TrainingSettings"]
