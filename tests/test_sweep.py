@@ -12,13 +12,14 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from supermask import lottery, paths, store, sweep, train
+from supermask import instability, lottery, paths, store, sweep, train
 from supermask.sweep import __main__ as sweep_cli
 from supermask.errors import ConfigError
 from supermask.settings import LotteryConfig, TrainConfig
@@ -407,3 +408,23 @@ def test_init_sweep_points_are_checked_by_their_settings(tmp_path):
     (point,) = sweep.expand(missing)
     assert point.error.startswith("An init_sweep point needs run_dir")
     assert sweep.tasks(spec, points) == [[points[0]]]
+
+
+@on_jax
+def test_the_analysis_specs_load_and_the_comparison_names_the_imp_experiment(tmp_path, monkeypatch):
+    """benchmarks/specs: every spec loads; prune_init_fc.toml's imp is the folder imp_fc.toml writes (its hash);
+    instability.toml's points share one folder, the one instability.run writes; a prune_init point whose IMP
+    experiment does not exist yet is invalid alone, in one line."""
+    folder = ROOT / "benchmarks" / "specs"
+    specs = {p.stem: sweep.load_spec(p, root=tmp_path) for p in folder.glob("*.toml")}
+    assert {"imp_fc", "prune_init_fc", "instability"} <= set(specs)
+    imp_spec, pai_spec = (tomllib.loads((folder / f"{n}.toml").read_text()) for n in ("imp_fc", "prune_init_fc"))
+    imp = sweep.KINDS["lottery"].build({k: v for k, v in imp_spec["fixed"].items() if k != "trials"})
+    assert pai_spec["fixed"]["imp"] == f"{imp_spec['root']}/lottery/{imp.experiment_hash()}"
+    points = sweep.expand(specs["instability"])
+    assert len(points) == 3 and len({sweep.point_folder(specs["instability"], p) for p in points}) == 1
+    assert sweep.point_folder(specs["instability"], points[0]) == \
+        instability.folder(tmp_path / "instability", points[0].config)
+    monkeypatch.chdir(tmp_path)
+    [point] = sweep.expand(specs["prune_init_fc"])
+    assert point.error.startswith("imp=runs/pai/lottery/") and "run its lottery sweep or command first" in point.error

@@ -3,7 +3,7 @@
 A spec (TOML, read with ``tomllib``) names the kind of run, the fields every point shares
 and the fields to expand as a grid::
 
-    kind = "lottery"                 # lottery | train_supermask | init_sweep
+    kind = "lottery"                 # lottery | train_supermask | init_sweep | instability | prune_init
     root = "runs/sweep"              # results root (--root overrides)
     [fixed]                          # any settings field of the kind, one value
     model = "fc"
@@ -15,8 +15,9 @@ and the fields to expand as a grid::
     mask1 = ["none", "signed_constant"]
 
 The fields are those of the kind's settings (``LotteryConfig``, ``SupermaskConfig``,
-``InitSweepConfig``: the flags of its command, with underscores), and ``trials`` (lottery,
-train_supermask) or ``run_dir`` (init_sweep, required). Each point is an ordinary run in its
+``InitSweepConfig``, ``InstabilityConfig``, ``PruneInitConfig``: the flags of its command, with
+underscores), and ``trials`` (lottery, train_supermask, instability; prune_init has its own
+``trials`` field) or ``run_dir`` (init_sweep, required). Each point is an ordinary run in its
 ordinary hashed folder under the root (lottery: ``<root>/lottery/<hash>/trial_<seed>``,
 train_supermask: ``<root>/train_supermask/<hash>``, init_sweep: ``<root>/init_sweep/<hash>.csv``),
 so finished points are skipped and interrupted ones resume. Lottery points that share the

@@ -17,12 +17,18 @@ lottery            ``<root>/lottery/<hash>/trial_<seed>``  up to ``per_task`` po
 train_supermask    ``<root>/train_supermask/<hash>``       a run of consecutive seeds of otherwise
                                                            equal settings (``run(seeds=N)``)
 init_sweep         ``<root>/init_sweep/<digest>.csv``      one point (``init_sweep.run``)
+instability        ``<root>/instability/<hash>`` (one     a run of consecutive seeds of otherwise
+                   folder for every seed of a setting)     equal settings (``run(trials=N)``)
+prune_init         ``<root>/prune_init/<hash>``            one point (``prune_init.run``; its
+                                                           ``trials`` field is its seeds)
 =================  =====================================  ==========================================
 
 Lottery and supermask points are resolved settings (``recipes.resolve`` on the catalogue's
 training-split size, ``supermask.data.train_examples``), with your own model's fingerprint
 filled in, so that their folders are the ones ``lottery.run_many`` / ``train_supermask.run``
-write. An init_sweep point is its fields as spelled (``run_dir`` made absolute), checked by
+write; so are instability points (but those measuring a lottery experiment's tickets, whose
+network and recipe are the experiment's). A prune_init point's folder is the one
+``prune_init.folder`` names (it loads the data and the IMP experiment to resolve it). An init_sweep point is its fields as spelled (``run_dir`` made absolute), checked by
 ``InitSweepConfig``; its file is named by their ``digest``. ``grid.tasks`` then splits the
 groups further where the sweep has more workers than tasks.
 """
@@ -33,10 +39,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from supermask import identity, init_sweep, lottery, models, paths, recipes, report, results, specs, train_supermask
+from supermask import (identity, init_sweep, instability, lottery, models, paths, prune_init, recipes, report, results,
+                       specs, train_supermask)
 from supermask.data import INPUT_SHAPES, NUM_CLASSES, train_examples
 from supermask.errors import ConfigError
-from supermask.settings import LotteryConfig, SupermaskConfig, canonical_json, config_hash, to_dict
+from supermask.settings import (InstabilityConfig, LotteryConfig, PruneInitConfig, SupermaskConfig, canonical_json,
+                                config_hash, to_dict)
 from supermask.settings.init_sweep import InitSweepConfig
 
 
@@ -185,6 +193,42 @@ def _run_init_sweep(root, configs, count, out):
     init_sweep.run(run_dir, InitSweepConfig(**fields), out=out)
 
 
+# --- instability and prune_init: the analyses ----------------------------------------------------
+
+
+def _build_instability(fields):
+    config = InstabilityConfig(**fields)
+    if config.experiment is not None:  # the experiment's network and recipe: nothing to resolve
+        return dataclasses.replace(config, experiment=str(Path(config.experiment).resolve()))
+    return _fingerprinted(_resolved(config), _lottery_model)
+
+
+def _run_instability(root, configs, count, out):
+    instability.run(InstabilityConfig(**configs[0]), root=root, trials=count)
+
+
+def _instability_rows(folder, config):
+    """The point's own measurements (its seed): one row per start (k, or level)."""
+    return [{"level": r["level"], "k": r["k"], "remaining": r["remaining"],
+             **{f"instability_{split}": v["instability"] for split, v in r["splits"].items()}}
+            for r in instability.read_points(folder) if r["seed"] == config.seed]
+
+
+def _build_prune_init(fields):
+    config = PruneInitConfig(**fields)
+    if config.imp is not None:
+        imp = Path(config.imp).resolve()
+        if not paths.hparams(imp).is_file():  # its folder's name needs the experiment: refuse the point alone
+            raise ConfigError(f"imp={config.imp} is not a lottery experiment yet (no {paths.hparams(imp).name}): run "
+                              "its lottery sweep or command first.")
+        config = dataclasses.replace(config, imp=str(imp))
+    return config
+
+
+def _run_prune_init(root, configs, count, out):
+    prune_init.run(PruneInitConfig(**configs[0]), root=root)
+
+
 KINDS = {kind.name: kind for kind in (
     Kind("lottery", LotteryConfig, ("trials",), build=_build_lottery, key=config_hash,
          folder=lambda root, c: paths.trial(paths.experiment(root, c.experiment_hash()), c.seed),
@@ -200,6 +244,15 @@ KINDS = {kind.name: kind for kind in (
          folder=lambda root, c: root / f"{digest(c)}.csv", is_finished=lambda folder, c: folder.is_file(),
          group=lambda points, per_task: [[p] for p in points], encode=list, run=_run_init_sweep,
          rows=lambda folder, c: results.read_init_sweep(folder), where=lambda folder: folder),
+    Kind("instability", InstabilityConfig, ("trials",), build=_build_instability,
+         key=lambda c: canonical_json(to_dict(c)), folder=lambda root, c: instability.folder(root, c),
+         is_finished=lambda folder, c: instability.is_finished(folder, c), group=_seed_runs,
+         encode=lambda configs: [to_dict(configs[0])],  # the first seed; the count says how many
+         run=_run_instability, rows=_instability_rows, where=lambda folder: folder),
+    Kind("prune_init", PruneInitConfig, (), build=_build_prune_init, key=lambda c: canonical_json(to_dict(c)),
+         folder=lambda root, c: prune_init.folder(root, c), is_finished=lambda folder, c: prune_init.is_finished(folder),
+         group=lambda points, per_task: [[p] for p in points], encode=lambda configs: [to_dict(c) for c in configs],
+         run=_run_prune_init, rows=lambda folder, c: prune_init.rows(folder), where=lambda folder: folder),
 )}
 
 
