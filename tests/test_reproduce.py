@@ -249,3 +249,22 @@ def test_the_lth_budget_runs_the_imp_section_alone_read_at_the_minimum_validatio
     rows = {r[0]: r for r in table_rows(text, "## 2. Early stopping")}
     assert rows["100.0"][1] == pm(stops(0), 1, 0)
     assert reproduce.LTH.iterations >= 10_000 and reproduce.LTH.studies == ("imp",)
+
+
+@on_jax
+def test_the_analyses_block_survives_a_rewrite_and_is_replaced_in_place(tmp_path):
+    """benchmarks/analyses.py owns the block between its markers; reproduce.py keeps it (before the budget
+    section) when it rewrites REPRODUCTION.md, and analyses.write_block replaces it where it is."""
+    import analyses  # benchmarks/ is on the path (above)
+
+    path = tmp_path / "REPRODUCTION.md"
+    new = "# Reproduction\n\n## 7. Conv\n\nnew rows\n\n## Budget and deviations from the papers' protocol\n\nbudget\n"
+    assert reproduce.keep_analyses(new, path) == new  # no old file: nothing to keep
+    path.write_text(new)
+    analyses.write_block(path, f"{analyses.START}\n## 8. first\n{analyses.END}")
+    analyses.write_block(path, f"{analyses.START}\n## 8. second\n{analyses.END}")
+    text = path.read_text()
+    assert "## 8. first" not in text and text.count(analyses.START) == 1
+    assert text.index("## 7. Conv") < text.index("## 8. second") < text.index("## Budget")
+    kept = reproduce.keep_analyses(new.replace("new rows", "rewritten rows"), path)
+    assert "rewritten rows" in kept and "## 8. second" in kept and kept.index("## 8. second") < kept.index("## Budget")
