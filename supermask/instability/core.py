@@ -80,10 +80,3 @@ def copy_seeds(seed: int, k: int) -> tuple[int, int]:
     """
     return tuple(int(np.random.SeedSequence([int(seed), int(k), c]).generate_state(1)[0]) for c in (1, 2))
 
-
-def mean_std(values) -> tuple[float, float]:
-    """``(mean, std)`` of ``values`` (population std, 0 for one value; NaN, NaN for none)."""
-    values = np.asarray([v for v in values if v is not None], dtype=np.float64)
-    if values.size == 0:
-        return float("nan"), float("nan")
-    return float(values.mean()), float(values.std())

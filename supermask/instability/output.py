@@ -9,7 +9,8 @@ is measured, so a killed run keeps every finished point and a rerun measures onl
 from pathlib import Path
 
 from supermask import paths, store
-from supermask.instability.core import STABLE_BELOW, mean_std
+from supermask.instability.core import STABLE_BELOW
+from supermask.results import mean_std
 
 
 def point_record(seed, k, level, remaining, measured, seconds):
@@ -40,7 +41,8 @@ def path_rows(records):
 
 def summary_rows(records):
     """One row per start (level, k), over its seeds: level, k, remaining, seeds, and per split
-    ``instability_<split>`` (mean, percentage points), ``instability_<split>_std``,
+    ``instability_<split>`` (mean, percentage points), ``instability_<split>_std`` (sample std over
+    the seeds, 0 for one: ``results.mean_std``, as every table of the project),
     ``endpoint_error_<split>`` (mean of both endpoints' errors, %), ``max_error_<split>`` (mean of the
     path's maxima, %), ``stable_<split>`` (mean instability below ``core.STABLE_BELOW``)."""
     groups = {}
