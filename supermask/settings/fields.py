@@ -44,6 +44,17 @@ def snake(value):
     return str(value).strip().replace("-", "_")
 
 
+def comma_items(value, what):
+    """A comma string (``"a, b"``) or a list as a list of items (strings stripped, empty ones dropped);
+    ConfigError naming ``what`` for anything else."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    try:
+        return list(value)
+    except TypeError:
+        raise ConfigError(f"{what} must be a comma list or a list. Received: {what}={value!r}") from None
+
+
 def set_ints(settings, *names):
     """Store integral fields as plain ``int`` (numpy integers do not serialise to JSON)."""
     for name in names:

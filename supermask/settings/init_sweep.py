@@ -16,26 +16,16 @@ from dataclasses import dataclass
 from supermask import actions, criteria
 from supermask.errors import ConfigError
 from supermask.seeds import check_seed
-from supermask.settings.fields import is_int, is_real, one_of, option, positive_int, set_ints, unset
+from supermask.settings.fields import comma_items, is_int, is_real, one_of, option, positive_int, set_ints, unset
 
 SPLITS = ("test", "val", "train")
 DEFAULT_POWERS = tuple(range(25))  # the reference README's 0..24
 
 
-def _items(value, what):
-    """A comma string or a list as a list of stripped strings (lists of names kept as they are)."""
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    try:
-        return list(value)
-    except TypeError:
-        raise ConfigError(f"{what} must be a comma list or a list. Received: {what}={value!r}") from None
-
-
 def _names(value, registry, getter, what):
     """``"all"`` or the names of ``value`` (checked by ``getter``) as one comma string, order kept,
     duplicates dropped."""
-    items = _items(value, what)
+    items = comma_items(value, what)
     if items == ["all"]:
         return "all"
     if not items:
@@ -62,7 +52,7 @@ def powers_list(value):
     if value is None:
         return None
     powers = []
-    for item in _items(value, "powers"):
+    for item in comma_items(value, "powers"):
         if not isinstance(item, str):
             powers.append(item)
             continue
@@ -87,7 +77,7 @@ def bases_list(value):
     list, as a tuple of floats in (0, 1]."""
     if value is None:
         return None
-    items = _items(value, "prune_base")
+    items = comma_items(value, "prune_base")
     try:
         bases = [float(b) if isinstance(b, str) else b for b in items]
     except ValueError:
@@ -99,7 +89,7 @@ def bases_list(value):
 
 def _cutoffs(item, value):
     """One cutoff setting from ``"4,6"`` or ``[4, 6]`` as a tuple of ints."""
-    parts = _items(item, "layer_cutoffs")
+    parts = comma_items(item, "layer_cutoffs")
     try:
         out = tuple(int(p) if isinstance(p, str) else p for p in parts)
     except ValueError:
@@ -117,7 +107,7 @@ def cutoff_settings(value):
     if value is None:
         return None
     one = isinstance(value, str) or (isinstance(value, (list, tuple)) and value and is_int(value[0]))
-    items = _items([value] if one else value, "layer_cutoffs")
+    items = comma_items([value] if one else value, "layer_cutoffs")
     if not items:
         raise ConfigError(f"layer_cutoffs must hold at least one setting. Received: layer_cutoffs={value!r}")
     return tuple(dict.fromkeys(_cutoffs(item, value) for item in items))

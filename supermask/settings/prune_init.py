@@ -12,7 +12,7 @@ folder with a ``summary.csv`` is exactly one finished experiment (``prune_init.i
 from dataclasses import dataclass, field
 
 from supermask.errors import ConfigError
-from supermask.settings.fields import is_real, one_of, option, positive, positive_int, set_ints
+from supermask.settings.fields import comma_items, is_real, one_of, option, positive, positive_int, set_ints
 from supermask.settings.training import TrainConfig
 
 SCOPES = ("global", "layerwise")
@@ -20,19 +20,10 @@ VARIANTS = ("none", "shuffle", "reinit", "invert")
 DEFAULT_METHODS = "snip,grasp,synflow,magnitude,random"
 
 
-def _items(value, what):
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    try:
-        return list(value)
-    except TypeError:
-        raise ConfigError(f"{what} must be a comma list or a list. Received: {what}={value!r}") from None
-
-
 def method_names(value):
     """Method names as one comma string, order kept, duplicates dropped; each must be registered
     (``supermask.prune_init.scores.METHODS``, checked by the runner, which knows your own)."""
-    items = _items(value, "methods")
+    items = comma_items(value, "methods")
     if not items or not all(isinstance(v, str) and v and " " not in v for v in items):
         raise ConfigError(f"methods must name at least one method, as a comma list (e.g. snip,synflow). "
                           f"Received: methods={value!r}")
@@ -41,7 +32,7 @@ def method_names(value):
 
 def variant_names(value):
     """Sanity variants as one comma string (``VARIANTS`` order kept as given)."""
-    items = _items(value, "variants")
+    items = comma_items(value, "variants")
     bad = [v for v in items if v not in VARIANTS]
     if not items or bad:
         raise ConfigError(f"variants must be a comma list of {', '.join(VARIANTS)}. Received: variants={value!r}")
@@ -51,7 +42,7 @@ def variant_names(value):
 def densities_list(value):
     """Densities (fractions of the prunable weights remaining) as a tuple of floats in (0, 1],
     order kept, duplicates dropped."""
-    items = _items(value, "densities")
+    items = comma_items(value, "densities")
     try:
         out = [float(v) if isinstance(v, str) else v for v in items]
     except ValueError:
