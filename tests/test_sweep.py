@@ -376,10 +376,12 @@ def test_points_keep_their_folders(tmp_path, kind):
     assert [str(sweep.point_folder(spec, p).relative_to("/r")) for p in sweep.expand(spec)] == folders
 
 
-def test_three_kinds_each_one_registration():
-    assert list(sweep.KINDS) == ["lottery", "train_supermask", "init_sweep"]
+def test_five_kinds_each_one_registration():
+    assert list(sweep.KINDS) == ["lottery", "train_supermask", "init_sweep", "instability", "prune_init"]
     assert all(isinstance(k, sweep.Kind) and k.name == name for name, k in sweep.KINDS.items())
-    assert [k.trials for k in sweep.KINDS.values()] == [True, True, False]
+    assert [k.trials for k in sweep.KINDS.values()] == [True, True, False, True, False]
+    assert {"ks", "bn", "trials"} <= sweep.KINDS["instability"].fields()
+    assert {"methods", "imp", "trials"} <= sweep.KINDS["prune_init"].fields()  # its own field: one point, K seeds
     assert "run_dir" in sweep.KINDS["init_sweep"].fields() and "trials" not in sweep.KINDS["init_sweep"].fields()
     assert {"criterion", "trials", "seed"} <= sweep.KINDS["lottery"].fields()
 
