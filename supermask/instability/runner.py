@@ -136,6 +136,15 @@ def _seeds(config, trials):
     return [config.seed + t for t in range(trials)]
 
 
+def _training_split(data):
+    """``data`` without its validation and test examples: the parents and copies train exactly as with
+    them (evaluation changes no state), but their val / test curves are never read here, only the final
+    weights (the path is evaluated afterwards), so the record points evaluate nothing but report the
+    training loss."""
+    return dataclasses.replace(data, x_val=data.x_val[:0], y_val=data.y_val[:0], x_test=data.x_test[:0],
+                               y_test=data.y_test[:0])
+
+
 def _dense_starts(todo, config, data, total, engine, verbose):
     """Fill in each start's weights: the seeded init for k = 0; for k > 0 the snapshots of one parent per
     seed, trained once (every seed's parent in one ``train_many`` call) to the largest k, with the
@@ -152,7 +161,7 @@ def _dense_starts(todo, config, data, total, engine, verbose):
                   f"{', '.join(map(str, later))})")
         for model in parents:
             compile_model(model, recipe_optimizer(config, total))
-        results = train_many(parents, data, iterations=later[-1], batch_size=config.batch_size, seeds=seeds,
+        results = train_many(parents, _training_split(data), iterations=later[-1], batch_size=config.batch_size, seeds=seeds,
                              eval_every=min(config.eval_every, later[-1]), snapshot_iterations=later,
                              weight_decay=config.weight_decay or 0.0, augment=bool(config.augment),
                              labels=[f"parent seed {s}" for s in seeds], verbose=verbose, engine=engine)
@@ -183,7 +192,7 @@ def _measure(run_dir, starts, config, train_config, data, total, engine, verbose
             name = f"seed {start.seed}" + ("" if start.level is None else f" level {start.level}")
             labels.append(f"{name} copy {copy + 1}")
     say(f"k = {k}: {len(models)} copies trained together from iteration {k} to {total}")
-    train_many(models, data, iterations=total, batch_size=train_config.batch_size, seeds=seeds,
+    train_many(models, _training_split(data), iterations=total, batch_size=train_config.batch_size, seeds=seeds,
                eval_every=min(train_config.eval_every, total - k), start_iteration=k,
                weight_decay=train_config.weight_decay or 0.0, augment=bool(train_config.augment), labels=labels,
                verbose=verbose, engine=engine)
